@@ -1,0 +1,143 @@
+"""Load and validate a study configuration, and derive the settings each job receives.
+
+``validate(config)`` runs the JSON Schema (``workflow/schemas/config.schema.yaml``) and then the cross-field rules
+that a schema cannot express, and raises one ``ConfigError`` listing every problem, each naming its key, e.g.
+``config key 'train.defaults.max_steps': 'ten' is not of type 'integer'``. The Snakefile calls it before planning
+any job; tests call it directly.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load(path: str | Path, *overrides: str | Path) -> dict:
+    """Read a config file, deep-merging each override file over it as ``snakemake --configfile`` does."""
+    with open(path) as fh:
+        config = yaml.safe_load(fh)
+    for override in overrides:
+        with open(override) as fh:
+            config = merge(config, yaml.safe_load(fh) or {})
+    return config
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Recursive dict update (Snakemake's ``update_config``): mappings merge, other values replace."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def key_name(path) -> str:
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "(top level)"
+
+
+def describe(error: ValidationError) -> list[str]:
+    """One message per offending key: unknown and missing keys are named as keys, with a suggestion."""
+    where = key_name(error.absolute_path)
+    prefix = "" if where == "(top level)" else where + "."
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        messages = []
+        for key in extra:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; allowed: {', '.join(allowed)}"
+            messages.append(f"config key '{prefix}{key}' is not a known key{hint}")
+        return messages
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return [f"config key '{prefix}{missing}' is missing"]
+    if error.validator == "propertyNames":
+        return [f"config key '{prefix}{error.instance}': {error.message}"]
+    return [f"config key '{where}': {error.message}"]
+
+
+def schema_errors(config: dict, schema_path: Path = SCHEMA_PATH) -> list[str]:
+    schema = load(schema_path)
+    errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    return [m for e in errors for m in describe(e)]
+
+
+def cross_field_errors(config: dict) -> list[str]:
+    errors = []
+    tasks = config["tasks"]
+    for name, model in config["models"].items():
+        pre = model.get("pretrain")
+        if model["source"] != "pretrain" or pre is None:
+            continue
+        for task in pre["mixture"]:
+            if task not in tasks:
+                errors.append(f"config key 'models.{name}.pretrain.mixture.{task}': no task '{task}' in 'tasks'")
+        select = pre["select"]
+        if select["task"] not in tasks:
+            errors.append(f"config key 'models.{name}.pretrain.select.task': no task '{select['task']}' in 'tasks'")
+        if select["n"] < select["k"]:
+            errors.append(f"config key 'models.{name}.pretrain.select.n': {select['n']} samples cannot estimate "
+                          f"pass@{select['k']}; set n >= k")
+        if select["min"] > select["max"]:
+            errors.append(f"config key 'models.{name}.pretrain.select.min': {select['min']} > max {select['max']}")
+        if config["sampling"]["chat_template"]:
+            errors.append(f"config key 'sampling.chat_template': model '{name}' is pretrained here and its "
+                          "tokenizer has no chat template; set it to false")
+    for variant in config["train"]["variants"]:
+        if variant not in config["train"]["variant_settings"]:
+            errors.append(f"config key 'train.variant_settings.{variant}' is missing (variant listed in "
+                          "'train.variants')")
+            continue
+        merged = {**config["train"]["defaults"], **config["train"]["variant_settings"][variant]["overrides"]}
+        batch = merged["prompts_per_step"] * merged["num_generations"]
+        if batch % merged["steps_per_generation"]:
+            errors.append(f"config key 'train.variant_settings.{variant}': prompts_per_step x num_generations = "
+                          f"{batch} is not divisible by steps_per_generation = {merged['steps_per_generation']}")
+    if config["analyze"]["alignment_k"] > config["probe"]["n"]:
+        errors.append(f"config key 'analyze.alignment_k': {config['analyze']['alignment_k']} exceeds probe.n = "
+                      f"{config['probe']['n']}")
+    return errors
+
+
+def validate(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+    """Return ``config`` if valid; otherwise raise ``ConfigError`` naming every offending key."""
+    if not isinstance(config, dict):
+        raise ConfigError("the configuration must be a mapping of keys to values")
+    errors = schema_errors(config, schema_path)
+    if not errors:
+        errors = cross_field_errors(config)
+    if errors:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
+    return config
+
+
+# -- settings handed to each job (the rule's params, so that a changed value reruns exactly its jobs) --------------
+
+def pretrain_settings(config: dict, model: str) -> dict:
+    return {"pretrain": config["models"][model]["pretrain"], "sampling": config["sampling"]}
+
+
+def train_settings(config: dict, variant: str, seed: int) -> dict:
+    spec = config["train"]["variant_settings"][variant]
+    merged = {**config["train"]["defaults"], **spec["overrides"]}
+    return {**merged, "reward": spec["reward"], "variant": variant, "seed": seed,
+            "max_completion_length": config["sampling"]["max_new_tokens"]}
+
+
+def stage_settings(config: dict, *sections: str) -> dict:
+    return {section: config[section] for section in sections}

@@ -1,0 +1,51 @@
+"""Tiny decoder models for the miniature, and loading of any causal LM by path or hub id.
+
+``build_tiny_model`` makes a randomly initialised Qwen2 model (about 1M parameters with the defaults) from a
+transformers config; ``load`` is the one place where stages load a model and tokenizer, tiny or hub-sized.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, Qwen2Config
+
+TINY_DEFAULTS = dict(
+    hidden_size=128,
+    intermediate_size=384,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=64,
+    tie_word_embeddings=True,
+)
+
+
+def build_tiny_model(tokenizer: PreTrainedTokenizerBase, seed: int, **arch) -> PreTrainedModel:
+    """A freshly initialised Qwen2 causal LM sized by ``arch`` (overrides of ``TINY_DEFAULTS``)."""
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        **{**TINY_DEFAULTS, **arch},
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = None
+    return model
+
+
+def load(path: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer from a local directory or hub id (left padding for batched sampling)."""
+    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    model.eval()
+    return model, tokenizer
+
+
+def n_parameters(model: PreTrainedModel) -> int:
+    return sum(p.numel() for p in model.parameters())

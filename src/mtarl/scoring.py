@@ -1,0 +1,65 @@
+"""Sample completions for a problem table and verify them: the per-sample table shared by probe and evaluate.
+
+Per-sample schema (one row per problem x sample):
+``problem_id`` str, ``sample`` int, ``completion`` str, ``extracted`` str|null, ``format_ok`` bool,
+``correct`` bool (gated: format and answer), ``n_tokens`` int, ``finish_reason`` str.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from mtarl import tasks
+from mtarl.sampling import Sampler, SamplingParams
+
+SAMPLE_SCHEMA = {
+    "problem_id": pl.String,
+    "sample": pl.Int64,
+    "completion": pl.String,
+    "extracted": pl.String,
+    "format_ok": pl.Boolean,
+    "correct": pl.Boolean,
+    "n_tokens": pl.Int64,
+    "finish_reason": pl.String,
+}
+
+
+def sample_and_score(sampler: Sampler, problems: pl.DataFrame, params: SamplingParams) -> pl.DataFrame:
+    """``params.n`` scored samples for every row of ``problems`` (columns ``id``, ``prompt``, ``answer``, ``family``)."""
+    outputs = sampler.generate(problems["prompt"].to_list(), params)
+    rows = []
+    for problem, completions in zip(problems.iter_rows(named=True), outputs, strict=True):
+        for index, completion in enumerate(completions):
+            verdict = tasks.verify(problem["family"], completion.text, problem["answer"])
+            rows.append(
+                {
+                    "problem_id": problem["id"],
+                    "sample": index,
+                    "completion": completion.text,
+                    "extracted": verdict.extracted,
+                    "format_ok": verdict.format_ok,
+                    "correct": verdict.correct,
+                    "n_tokens": completion.n_tokens,
+                    "finish_reason": completion.finish_reason,
+                }
+            )
+    return pl.DataFrame(rows, schema=SAMPLE_SCHEMA)
+
+
+def sampling_params(sampling: dict, n: int, seed: int, **overrides) -> SamplingParams:
+    """SamplingParams from the config's ``sampling`` section, ``n`` and ``seed`` (plus per-stage overrides)."""
+    values = {k: sampling[k] for k in ("max_new_tokens", "temperature", "top_p", "top_k")}
+    return SamplingParams(n=n, seed=seed, **{**values, **overrides})
+
+
+def score_model(model: str, problems_path: str, sampling: dict, params: SamplingParams,
+                n_problems: int | None = None) -> pl.DataFrame:
+    """Load ``model`` with the configured backend and score ``params.n`` samples on the problems of a split."""
+    from mtarl.sampling import make_sampler
+
+    problems = pl.read_parquet(problems_path)
+    if n_problems:
+        problems = problems.head(n_problems)
+    sampler = make_sampler(sampling["backend"], model, max_batch_sequences=sampling["max_batch_sequences"],
+                           chat_template=sampling["chat_template"], dtype=sampling["dtype"])
+    return sample_and_score(sampler, problems, params)

@@ -1,0 +1,69 @@
+"""Answer format, extraction and verification shared by every task (study.md section 6).
+
+A completion is scored in two parts, as the study's rewards need them separately:
+- ``has_format``: the format gate, ``<think>...</think>`` then ``<answer>...</answer>`` (across newlines);
+- ``extract_answer``: the content of the *last* ``<answer>`` block (across newlines), or ``None``.
+A task family then decides whether an extracted answer equals the gold one. ``correct`` in every output table is
+the gated score ``fmt * acc``, the quantity the ground-truth reward trains on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+# study.md 6.1 (project default): DOTALL, full match on the stripped response.
+FORMAT_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
+ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def has_format(completion: str) -> bool:
+    """The format gate: the stripped completion is ``<think>..</think>`` then ``<answer>..</answer>``, nothing else."""
+    return FORMAT_RE.fullmatch(completion.strip()) is not None
+
+
+def extract_answer(completion: str) -> str | None:
+    """The stripped content of the last ``<answer>...</answer>`` block, or ``None`` if there is none."""
+    matches = ANSWER_RE.findall(completion)
+    return matches[-1].strip() if matches else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    extracted: str | None
+    format_ok: bool
+    accurate: bool  # the extracted answer equals the gold one, whatever the format
+
+    @property
+    def correct(self) -> bool:
+        """The gated score fmt * acc."""
+        return self.format_ok and self.accurate
+
+
+# family name -> function(extracted answer, gold answer) -> bool
+_CHECKERS: dict[str, Callable[[str, str], bool]] = {}
+
+
+def register(family: str, checker: Callable[[str, str], bool]) -> None:
+    _CHECKERS[family] = checker
+
+
+def known_families() -> list[str]:
+    return sorted(_CHECKERS)
+
+
+def verify(family: str, completion: str, gold: str) -> Verdict:
+    """Score one completion of a problem of ``family`` against its gold answer."""
+    try:
+        check = _CHECKERS[family]
+    except KeyError:
+        raise ValueError(f"unknown task family {family!r}; known: {', '.join(known_families())}") from None
+    extracted = extract_answer(completion)
+    accurate = extracted is not None and check(extracted, gold)
+    return Verdict(extracted=extracted, format_ok=has_format(completion), accurate=accurate)
+
+
+from mtarl.tasks import arith  # noqa: E402  (registers the miniature families)
+
+__all__ = ["Verdict", "arith", "extract_answer", "has_format", "known_families", "register", "verify"]

@@ -1,0 +1,65 @@
+"""Shared fixtures: the repository, problem tables, and tiny models built locally (no hub, no network)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def add3_problems(tmp_path_factory) -> dict[str, Path]:
+    """add3 train/eval splits written by the real prepare stage."""
+    from mtarl import prepare
+
+    out = tmp_path_factory.mktemp("data")
+    paths = {"train": out / "train.parquet", "eval": out / "eval.parquet"}
+    settings = {"source": "synthetic", "family": "add3", "n_train": 400, "n_eval": 64, "seed": 0}
+    prepare.run("add3", settings, str(paths["train"]), str(paths["eval"]))
+    return paths
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory) -> Path:
+    """An untrained tiny Qwen2 model with the character tokenizer, saved like a hub model."""
+    from mtarl.modeling import build_tiny_model
+    from mtarl.tokenizer import build_char_tokenizer
+
+    out = tmp_path_factory.mktemp("random_model")
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_model(tokenizer, seed=0, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=2, num_key_value_heads=2)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def aligned_model_dir(tmp_path_factory, add3_problems) -> Path:
+    """A tiny model pretrained on add3 until its pass@16 reaches 0.6 (about 700 steps, 1-2 minutes)."""
+    import torch
+
+    from mtarl import pretrain
+
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("aligned")
+    problems = pl.concat([pl.read_parquet(p) for p in add3_problems.values()])
+    settings = {
+        "mixture": {"add3": 1.0}, "format_rate": 1.0, "max_steps": 2000, "batch_size": 128,
+        "learning_rate": 2e-3, "warmup_steps": 50, "eval_every": 25, "seed": 0, "architecture": {},
+        "select": {"task": "add3", "k": 16, "n": 16, "n_prompts": 32, "min": 0.6, "max": 1.0, "on_miss": "error"},
+    }
+    sampling = {"max_new_tokens": 12, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
+    pretrain.run(settings, sampling, problems, str(out / "model"), str(out / "curve.parquet"))
+    return out / "model"

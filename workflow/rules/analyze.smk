@@ -1,0 +1,19 @@
+rule analyze:
+    """Aggregate probes and evaluations into the summary table, the pass@k figure and a report."""
+    input:
+        passk=all_probes(),
+        scores=all_scores(),
+    output:
+        summary=f"{RESULTS}/analysis/summary.parquet",
+        figure=f"{RESULTS}/analysis/passk.png",
+        report=f"{RESULTS}/analysis/summary.md",
+    params:
+        settings=analyze_settings,
+    log:
+        "logs/analyze/analyze.log",
+    threads: 1
+    container:
+        image("cpu")
+    shell:
+        "mtarl analyze --settings {params.settings:q} --passk {input.passk} --scores {input.scores} "
+        "--summary {output.summary} --figure {output.figure} --report {output.report} > {log} 2>&1"

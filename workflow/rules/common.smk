@@ -1,0 +1,120 @@
+# Helpers shared by the rules: config validation, paths, and the settings each job receives.
+# Python logic lives in mtarl.config; these functions only map wildcards to it.
+import json
+
+from mtarl import config as mtarl_config
+
+try:
+    mtarl_config.validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+except mtarl_config.ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+
+wildcard_constraints:
+    model=r"[A-Za-z][A-Za-z0-9_.]*",
+    task=r"[A-Za-z][A-Za-z0-9_.]*",
+    run=r"base|[A-Za-z][A-Za-z0-9_.]*-s\d+",
+    split=r"train|eval",
+
+
+RESULTS = "results"
+
+
+def runs():
+    """Every trained run name, '<variant>-s<seed>'."""
+    return [f"{v}-s{s}" for v in config["train"]["variants"] for s in config["seeds"]]
+
+
+def parse_run(run):
+    variant, _, seed = run.rpartition("-s")
+    return variant, int(seed)
+
+
+def problems(task, split):
+    return f"{RESULTS}/data/{task}/{split}.parquet"
+
+
+def is_pretrained(model):
+    return config["models"][model]["source"] == "pretrain"
+
+
+def base_model(model):
+    """Where a base model loads from: the pretrain output (miniature) or a hub id / local path (paper)."""
+    if is_pretrained(model):
+        return f"{RESULTS}/models/{model}/model"
+    return config["models"][model]["path"]
+
+
+def base_model_input(wildcards):
+    return [base_model(wildcards.model)] if is_pretrained(wildcards.model) else []
+
+
+def pretrain_problems(wildcards):
+    spec = config["models"][wildcards.model]["pretrain"]
+    tasks = sorted({*spec["mixture"], spec["select"]["task"]})
+    return [problems(t, s) for t in tasks for s in ("train", "eval")]
+
+
+def evaluated_model(wildcards):
+    if wildcards.run == "base":
+        return base_model(wildcards.model)
+    return f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{wildcards.run}/model"
+
+
+def evaluated_model_input(wildcards):
+    if wildcards.run == "base":
+        return base_model_input(wildcards)
+    return [evaluated_model(wildcards)]
+
+
+def image(kind):
+    return config["images"][kind]
+
+
+def gpu_stage():
+    """Probe, train and evaluate run in the GPU image when the study trains on CUDA."""
+    return image("gpu" if config["train"]["defaults"]["device"] == "cuda" else "cpu")
+
+
+# -- settings passed to each command as JSON (params: a change reruns exactly the jobs that use it) --------------
+def prepare_settings(wildcards):
+    return json.dumps(config["tasks"][wildcards.task], sort_keys=True)
+
+
+def pretrain_settings(wildcards):
+    return json.dumps(mtarl_config.pretrain_settings(config, wildcards.model), sort_keys=True)
+
+
+def probe_settings(wildcards):
+    return json.dumps(mtarl_config.stage_settings(config, "probe", "sampling"), sort_keys=True)
+
+
+def train_settings(wildcards):
+    variant, seed = parse_run(wildcards.run)
+    return json.dumps(mtarl_config.train_settings(config, variant, seed), sort_keys=True)
+
+
+def evaluate_settings(wildcards):
+    return json.dumps(mtarl_config.stage_settings(config, "evaluate", "sampling"), sort_keys=True)
+
+
+def analyze_settings(wildcards):
+    return json.dumps(mtarl_config.stage_settings(config, "analyze"), sort_keys=True)
+
+
+# -- the targets of the whole study -------------------------------------------------------------------------------
+def all_probes():
+    return expand(f"{RESULTS}/probe/{{model}}/{{task}}/passk.parquet", model=config["models"], task=config["tasks"])
+
+
+def all_scores():
+    return expand(
+        f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/scores.parquet",
+        model=config["models"],
+        task=config["tasks"],
+        run=["base", *runs()],
+    )
+
+
+def final_outputs():
+    return [f"{RESULTS}/analysis/{name}" for name in ("summary.parquet", "passk.png", "summary.md")]

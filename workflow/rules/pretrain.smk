@@ -1,0 +1,19 @@
+rule pretrain:
+    """Pretrain a tiny base model from scratch and select its checkpoint by measured pass@k (miniature only)."""
+    input:
+        problems=pretrain_problems,
+    output:
+        model=directory(f"{RESULTS}/models/{{model}}/model"),
+        curve=f"{RESULTS}/models/{{model}}/curve.parquet",
+    params:
+        settings=pretrain_settings,
+    log:
+        "logs/pretrain/{model}.log",
+    benchmark:
+        "benchmarks/pretrain/{model}.tsv"
+    threads: 1
+    container:
+        image("cpu")
+    shell:
+        "mtarl pretrain --settings {params.settings:q} --threads {threads} --problems {input.problems} "
+        "--out {output.model} --curve {output.curve} > {log} 2>&1"
