@@ -91,12 +91,14 @@ class HFSampler:
             top_p=None if greedy else params.top_p,
             top_k=None if greedy else params.top_k,
             max_new_tokens=params.max_new_tokens,
-            num_return_sequences=params.n,
+            num_return_sequences=1 if greedy else params.n,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
         )
         generated = output[:, batch["input_ids"].shape[1] :]
         completions = [self._completion(row) for row in generated]
+        if greedy:  # one decode per prompt; its n copies are identical by definition
+            completions = [c for c in completions for _ in range(params.n)]
         return [completions[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
 
     def _completion(self, token_ids: torch.Tensor) -> Completion:

@@ -45,6 +45,10 @@ def base_model(model):
     return config["models"][model]["path"]
 
 
+def base_model_param(wildcards):
+    return base_model(wildcards.model)
+
+
 def base_model_input(wildcards):
     return [base_model(wildcards.model)] if is_pretrained(wildcards.model) else []
 

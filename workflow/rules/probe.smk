@@ -8,7 +8,7 @@ rule probe:
         passk=f"{RESULTS}/probe/{{model}}/{{task}}/passk.parquet",
     params:
         settings=probe_settings,
-        model=lambda wildcards: base_model(wildcards.model),
+        model=base_model_param,
     log:
         "logs/probe/{model}/{task}.log",
     benchmark:

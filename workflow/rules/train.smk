@@ -8,7 +8,7 @@ rule train:
         metrics=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/metrics.jsonl",
     params:
         settings=train_settings,
-        model=lambda wildcards: base_model(wildcards.model),
+        model=base_model_param,
         work=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/work",
     log:
         "logs/train/{model}/{task}/{run}.log",

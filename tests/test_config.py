@@ -1,0 +1,82 @@
+"""Config validation: every bad value is an error that names its key, before any job runs."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from mtarl import config as cfg
+
+
+@pytest.fixture(scope="module")
+def default(repo):
+    return cfg.load(repo / "config/config.yaml")
+
+
+def test_shipped_configs_are_valid(repo, default):
+    cfg.validate(default)
+    cfg.validate(cfg.load(repo / "config/config.yaml", repo / "config/smoke.yaml"))
+
+
+def broken(config, path, value=None, delete=False):
+    config = copy.deepcopy(config)
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    if delete:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    "path, value, delete, message",
+    [
+        (["probe", "n"], "sixty-four", False, "config key 'probe.n': 'sixty-four' is not of type 'integer'"),
+        (["sampling", "top_p"], 1.5, False, "config key 'sampling.top_p': 1.5 is greater than the maximum of 1"),
+        (["train", "defaults", "num_generations"], 1, False, "config key 'train.defaults.num_generations'"),
+        (["train", "variants"], ["ground_truth", "grund_truth"], False, "config key 'train.variants[1]'"),
+        (["train", "defaults", "max_step"], 10, False,
+         "config key 'train.defaults.max_step' is not a known key; did you mean 'train.defaults.max_steps'?"),
+        (["evaluate", "seed"], None, True, "config key 'evaluate.seed' is missing"),
+        (["models", "aligned", "pretrain", "select", "on_miss"], "retry", False,
+         "config key 'models.aligned.pretrain.select.on_miss'"),
+        (["models", "weak", "pretrain", "mixture"], {"add4": 1.0}, False,
+         "config key 'models.weak.pretrain.mixture.add4': no task 'add4' in 'tasks'"),
+        (["analyze", "alignment_k"], 128, False, "config key 'analyze.alignment_k': 128 exceeds probe.n = 64"),
+    ],
+)
+def test_bad_values_name_their_key(default, path, value, delete, message):
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.validate(broken(default, path, value, delete))
+    assert message in str(err.value)
+
+
+def test_all_problems_are_reported_at_once(default):
+    bad = broken(broken(default, ["probe", "seed"], -1), ["evaluate", "n"], "many")
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.validate(bad)
+    assert "'probe.seed'" in str(err.value) and "'evaluate.n'" in str(err.value)
+
+
+def test_train_settings_merge_variant_overrides(default):
+    config = broken(default, ["train", "variant_settings", "ground_truth", "overrides"], {"learning_rate": 1e-4})
+    settings = cfg.train_settings(config, "ground_truth", seed=3)
+    assert settings["learning_rate"] == 1e-4 and settings["seed"] == 3 and settings["reward"] == "ground_truth"
+    assert settings["num_generations"] == default["train"]["defaults"]["num_generations"]
+    assert settings["max_completion_length"] == default["sampling"]["max_new_tokens"]
+
+
+def test_snakemake_stops_before_any_job_on_a_bad_config(repo, tmp_path):
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"train": {"variants": ["ground_truth", "majority"]}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "-n",
+         "--configfile", str(tmp_path / "bad.yaml")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "config key 'train.variants[1]': 'majority' is not one of" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

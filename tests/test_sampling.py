@@ -1,0 +1,55 @@
+"""The HF sampling backend and the per-sample table shared by probe and evaluate."""
+
+import polars as pl
+import pytest
+
+from mtarl import scoring
+from mtarl.modeling import load
+from mtarl.sampling import HFSampler, SamplingParams, make_sampler
+
+
+@pytest.fixture(scope="module")
+def sampler(random_model_dir):
+    model, tokenizer = load(str(random_model_dir))
+    return HFSampler(model, tokenizer, max_batch_sequences=24)
+
+
+def test_n_completions_per_prompt_with_token_counts(sampler):
+    params = SamplingParams(n=5, max_new_tokens=6, seed=1)
+    out = sampler.generate(["1+2=", "30+40=", "7*8="], params)
+    assert [len(c) for c in out] == [5, 5, 5]
+    for completions in out:
+        for c in completions:
+            assert 1 <= c.n_tokens <= 6
+            assert c.finish_reason in {"stop", "length"}
+            if c.finish_reason == "length":
+                assert c.n_tokens == 6  # cut at max_new_tokens; a stopped one counts its EOS
+
+
+def test_same_seed_same_samples_other_seed_other_samples(sampler):
+    prompts = ["12+34=", "56+78="]
+    a = sampler.generate(prompts, SamplingParams(n=8, max_new_tokens=8, seed=3))
+    b = sampler.generate(prompts, SamplingParams(n=8, max_new_tokens=8, seed=3))
+    c = sampler.generate(prompts, SamplingParams(n=8, max_new_tokens=8, seed=4))
+    assert a == b and a != c
+    texts = [x.text for x in a[0]]
+    assert len(set(texts)) > 1, "n samples at temperature 1 must not all be identical"
+
+
+def test_greedy_samples_are_identical(sampler):
+    out = sampler.generate(["12+34="], SamplingParams(n=3, max_new_tokens=8, temperature=0))
+    assert len({c.text for c in out[0]}) == 1
+
+
+def test_sample_and_score_table_schema(sampler):
+    problems = pl.DataFrame({"id": ["p0", "p1"], "prompt": ["1+1=", "2+2="], "answer": ["2", "4"],
+                             "family": ["add3", "add3"]})
+    table = scoring.sample_and_score(sampler, problems, SamplingParams(n=3, max_new_tokens=6, seed=0))
+    assert table.schema == pl.Schema(scoring.SAMPLE_SCHEMA)
+    assert table["problem_id"].to_list() == ["p0"] * 3 + ["p1"] * 3
+    assert table["sample"].to_list() == [0, 1, 2, 0, 1, 2]
+
+
+def test_unknown_backend_is_a_clear_error(random_model_dir):
+    with pytest.raises(ValueError, match="unknown sampling backend 'tgi'"):
+        make_sampler("tgi", str(random_model_dir))

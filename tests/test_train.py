@@ -1,0 +1,95 @@
+"""GRPO training with TRL: kill-and-resume, settings fingerprint, and learning on the aligned tiny model."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from mtarl import config as cfg
+from mtarl import io
+from mtarl import train as train_stage
+
+
+def settings(repo, **overrides) -> dict:
+    base = cfg.train_settings(cfg.load(repo / "config/config.yaml"), "ground_truth", seed=1)
+    return {**base, **overrides}
+
+
+def train_command(settings_: dict, model: Path, problems: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "mtarl.cli", "train", "--settings", json.dumps(settings_), "--model", str(model),
+        "--problems", str(problems), "--work", str(out / "work"), "--out", str(out / "model"),
+        "--metrics", str(out / "metrics.jsonl"),
+    ]
+
+
+def wait_for(path: Path, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        if time.time() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout}s")
+        time.sleep(0.2)
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(repo, tmp_path, random_model_dir, add3_problems):
+    s = settings(repo, max_steps=12, save_steps=2, prompts_per_step=2, num_generations=4)
+    cmd = train_command(s, random_model_dir, add3_problems["train"], tmp_path)
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(tmp_path / "work" / "checkpoint-6" / "trainer_state.json", timeout=180)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert not (tmp_path / "model").exists(), "a killed run must not leave a final model"
+    checkpoints = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "work").glob("checkpoint-*"))
+    last = checkpoints[-1]
+    before = {r["step"]: r for r in io.read_jsonl(tmp_path / "work" / "metrics.jsonl") if r["step"] <= last}
+
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"resuming from {tmp_path / 'work' / f'checkpoint-{last}'}" in second.stdout
+    log = io.read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in log] == list(range(1, 13)), "each optimizer step is logged exactly once"
+    assert all(log[step - 1] == before[step] for step in before), "steps before the checkpoint are not redone"
+    manifest = json.loads((tmp_path / "model" / "mtarl_manifest.json").read_text())
+    assert manifest["global_step"] == 12 and manifest["resumed_from"].endswith(f"checkpoint-{last}")
+
+
+def test_changed_settings_discard_old_checkpoints(repo, tmp_path):
+    work = tmp_path / "work"
+    (work / "checkpoint-4").mkdir(parents=True)
+    io.write_json({"settings": {"learning_rate": 1.0}}, work / train_stage.FINGERPRINT_NAME)
+    assert train_stage.prepare_work_dir(work, {"settings": {"learning_rate": 2.0}}) is None
+    assert not (work / "checkpoint-4").exists()
+
+
+def test_grpo_config_follows_the_study_mapping(repo, tmp_path):
+    s = settings(repo, prompts_per_step=8, num_generations=8, steps_per_generation=2)
+    args = train_stage.grpo_config(s, tmp_path, threads=1)
+    assert args.per_device_train_batch_size == 32  # 64 completions per generation batch, 2 optimizer steps
+    assert (args.epsilon, args.epsilon_high, args.delta, args.beta) == (0.2, 0.28, 10.0, 0.0)
+    assert args.loss_type == "dapo" and args.scale_rewards == "group"
+    assert args.vllm_importance_sampling_correction is False
+    with pytest.raises(ValueError, match="divisible by steps_per_generation"):
+        train_stage.grpo_config(settings(repo, prompts_per_step=3, num_generations=3, steps_per_generation=2),
+                                tmp_path, threads=1)
+
+
+def test_grpo_raises_training_reward_of_the_aligned_model(repo, tmp_path, aligned_model_dir, add3_problems):
+    """Ground-truth GRPO on a 16-problem training set: 80 optimizer steps revisit each problem about 20 times."""
+    problems = tmp_path / "train16.parquet"
+    pl.read_parquet(add3_problems["train"]).head(16).write_parquet(problems)
+    s = settings(repo, max_steps=80, learning_rate=1e-4, save_steps=1000)
+    train_stage.run(s, str(aligned_model_dir), str(problems), str(tmp_path / "work"), str(tmp_path / "model"),
+                    str(tmp_path / "metrics.jsonl"), threads=2)
+    rewards = [r["reward"] for r in io.read_jsonl(tmp_path / "metrics.jsonl") if "reward" in r]
+    assert len(rewards) == 40  # one generation batch every steps_per_generation = 2 optimizer steps
+    first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
+    assert last > first + 0.1, f"mean training reward went from {first:.3f} to {last:.3f}"
