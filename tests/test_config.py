@@ -80,3 +80,20 @@ def test_snakemake_stops_before_any_job_on_a_bad_config(repo, tmp_path):
     assert result.returncode != 0
     assert "config key 'train.variants[1]': 'majority' is not one of" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_run_names_round_trip(default):
+    config = broken(default, ["seeds"], [1, 2])
+    assert cfg.run_names(config) == ["ground_truth-s1", "ground_truth-s2"]
+    assert [cfg.parse_run(r) for r in cfg.run_names(config)] == [("ground_truth", 1), ("ground_truth", 2)]
+    assert cfg.parse_run("base") == ("base", None)
+    with pytest.raises(ValueError, match="neither 'base'"):
+        cfg.parse_run("ground_truth")
+
+
+def test_cli_offers_the_six_stages():
+    from mtarl.cli import STAGES, build_parser
+
+    assert STAGES == ("prepare", "pretrain", "probe", "train", "evaluate", "analyze")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--settings", "[1, 2]"])

@@ -30,23 +30,28 @@ def train_command(settings_: dict, model: Path, problems: Path, out: Path) -> li
     ]
 
 
-def wait_for(path: Path, timeout: float) -> None:
+def wait_for(path: Path, process: subprocess.Popen, timeout: float) -> None:
+    """Wait until ``path`` exists while ``process`` still runs."""
     deadline = time.time() + timeout
     while not path.exists():
+        if process.poll() is not None:
+            log = (path.parents[2] / "first.log").read_text()[-3000:]
+            raise RuntimeError(f"training exited ({process.returncode}) before writing {path}:\n{log}")
         if time.time() > deadline:
             raise TimeoutError(f"{path} did not appear within {timeout}s")
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 def test_killed_training_resumes_from_its_last_checkpoint(repo, tmp_path, random_model_dir, add3_problems):
     s = settings(repo, max_steps=12, save_steps=2, prompts_per_step=2, num_generations=4)
     cmd = train_command(s, random_model_dir, add3_problems["train"], tmp_path)
-    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(tmp_path / "work" / "checkpoint-6" / "trainer_state.json", timeout=180)
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(tmp_path / "work" / "checkpoint-6" / "trainer_state.json", first, timeout=300)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
     assert not (tmp_path / "model").exists(), "a killed run must not leave a final model"
     checkpoints = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "work").glob("checkpoint-*"))
     last = checkpoints[-1]
@@ -72,14 +77,14 @@ def test_changed_settings_discard_old_checkpoints(repo, tmp_path):
 
 def test_grpo_config_follows_the_study_mapping(repo, tmp_path):
     s = settings(repo, prompts_per_step=8, num_generations=8, steps_per_generation=2)
-    args = train_stage.grpo_config(s, tmp_path, threads=1)
+    args = train_stage.grpo_config(s, tmp_path)
     assert args.per_device_train_batch_size == 32  # 64 completions per generation batch, 2 optimizer steps
     assert (args.epsilon, args.epsilon_high, args.delta, args.beta) == (0.2, 0.28, 10.0, 0.0)
     assert args.loss_type == "dapo" and args.scale_rewards == "group"
     assert args.vllm_importance_sampling_correction is False
     with pytest.raises(ValueError, match="divisible by steps_per_generation"):
         train_stage.grpo_config(settings(repo, prompts_per_step=3, num_generations=3, steps_per_generation=2),
-                                tmp_path, threads=1)
+                                tmp_path)
 
 
 def test_grpo_raises_training_reward_of_the_aligned_model(repo, tmp_path, aligned_model_dir, add3_problems):
@@ -88,7 +93,7 @@ def test_grpo_raises_training_reward_of_the_aligned_model(repo, tmp_path, aligne
     pl.read_parquet(add3_problems["train"]).head(16).write_parquet(problems)
     s = settings(repo, max_steps=80, learning_rate=1e-4, save_steps=1000)
     train_stage.run(s, str(aligned_model_dir), str(problems), str(tmp_path / "work"), str(tmp_path / "model"),
-                    str(tmp_path / "metrics.jsonl"), threads=2)
+                    str(tmp_path / "metrics.jsonl"))
     rewards = [r["reward"] for r in io.read_jsonl(tmp_path / "metrics.jsonl") if "reward" in r]
     assert len(rewards) == 40  # one generation batch every steps_per_generation = 2 optimizer steps
     first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10

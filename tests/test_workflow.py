@@ -65,6 +65,7 @@ def test_smoke_study_runs_end_to_end(repo, tmp_path):
     again = snakemake(repo, tmp_path, "-n", "--configfile", str(repo / "config/smoke.yaml"))
     assert "Nothing to be done" in again.stdout + again.stderr, "a finished study must not rerun"
 
+    (tmp_path / "fewer_samples.yaml").write_text("evaluate: {n: 2}\n")
     changed = snakemake(repo, tmp_path, "-n", "--configfile", str(repo / "config/smoke.yaml"),
-                        "--config", "evaluate={'n': 2}")
-    assert job_counts(changed.stdout) == {"evaluate": 8, "analyze": 1, "all": 1}
+                        str(tmp_path / "fewer_samples.yaml"))
+    assert job_counts(changed.stdout) == {"evaluate": 8, "analyze": 1, "all": 1}, changed.stdout[-2000:]

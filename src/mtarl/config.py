@@ -139,5 +139,20 @@ def train_settings(config: dict, variant: str, seed: int) -> dict:
             "max_completion_length": config["sampling"]["max_new_tokens"]}
 
 
+def run_names(config: dict) -> list[str]:
+    """Every trained run, named ``<variant>-s<seed>``."""
+    return [f"{v}-s{s}" for v in config["train"]["variants"] for s in config["seeds"]]
+
+
+def parse_run(run: str) -> tuple[str, int | None]:
+    """``base`` -> ("base", None); ``ground_truth-s3`` -> ("ground_truth", 3)."""
+    if run == "base":
+        return "base", None
+    variant, sep, seed = run.rpartition("-s")
+    if not sep or not variant or not seed.isdigit():
+        raise ValueError(f"run {run!r} is neither 'base' nor '<variant>-s<seed>'")
+    return variant, int(seed)
+
+
 def stage_settings(config: dict, *sections: str) -> dict:
     return {section: config[section] for section in sections}

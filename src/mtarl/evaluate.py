@@ -15,16 +15,7 @@ import argparse
 import polars as pl
 
 from mtarl import io, metrics, scoring
-
-
-def parse_run(run: str) -> tuple[str, int | None]:
-    """``base`` -> ("base", None); ``ground_truth-s3`` -> ("ground_truth", 3)."""
-    if run == "base":
-        return "base", None
-    variant, sep, seed = run.rpartition("-s")
-    if not sep or not variant or not seed.isdigit():
-        raise ValueError(f"run {run!r} is neither 'base' nor '<variant>-s<seed>'")
-    return variant, int(seed)
+from mtarl.config import parse_run
 
 
 def score_table(samples: pl.DataFrame) -> pl.DataFrame:

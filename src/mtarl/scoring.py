@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from mtarl import tasks
-from mtarl.sampling import Sampler, SamplingParams
+from mtarl.sampling import Sampler, SamplingParams, make_sampler
 
 SAMPLE_SCHEMA = {
     "problem_id": pl.String,
@@ -55,8 +55,6 @@ def sampling_params(sampling: dict, n: int, seed: int, **overrides) -> SamplingP
 def score_model(model: str, problems_path: str, sampling: dict, params: SamplingParams,
                 n_problems: int | None = None) -> pl.DataFrame:
     """Load ``model`` with the configured backend and score ``params.n`` samples on the problems of a split."""
-    from mtarl.sampling import make_sampler
-
     problems = pl.read_parquet(problems_path)
     if n_problems:
         problems = problems.head(n_problems)

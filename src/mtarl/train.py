@@ -50,7 +50,7 @@ class JsonlMetrics(TrainerCallback):
             io.append_jsonl({"step": state.global_step, "time": time.time(), **logs}, self.path)
 
 
-def grpo_config(settings: dict, work_dir: Path, threads: int) -> GRPOConfig:
+def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
     completions_per_generation = settings["prompts_per_step"] * settings["num_generations"]
     if completions_per_generation % settings["steps_per_generation"]:
         raise ValueError(
@@ -122,8 +122,7 @@ def prepare_work_dir(work_dir: Path, print_: dict) -> str | None:
     return checkpoint
 
 
-def run(settings: dict, model_path: str, problems_path: str, work_dir: str, out_dir: str, metrics_path: str,
-        threads: int = 1) -> dict:
+def run(settings: dict, model_path: str, problems_path: str, work_dir: str, out_dir: str, metrics_path: str) -> dict:
     work = Path(work_dir)
     checkpoint = prepare_work_dir(work, fingerprint(settings, model_path, problems_path))
     model, tokenizer = load(model_path, dtype=settings["dtype"])
@@ -131,7 +130,7 @@ def run(settings: dict, model_path: str, problems_path: str, work_dir: str, out_
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=make_reward_fn(settings["reward"]),
-        args=grpo_config(settings, work, threads),
+        args=grpo_config(settings, work),
         train_dataset=Dataset.from_dict(problems.to_dict(as_series=False)),
         processing_class=tokenizer,
         callbacks=[JsonlMetrics(work / LOG_NAME)],
@@ -159,4 +158,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    run(args.settings, args.model, args.problems, args.work, args.out, args.metrics, args.threads)
+    run(args.settings, args.model, args.problems, args.work, args.out, args.metrics)

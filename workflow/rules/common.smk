@@ -20,16 +20,6 @@ wildcard_constraints:
 RESULTS = "results"
 
 
-def runs():
-    """Every trained run name, '<variant>-s<seed>'."""
-    return [f"{v}-s{s}" for v in config["train"]["variants"] for s in config["seeds"]]
-
-
-def parse_run(run):
-    variant, _, seed = run.rpartition("-s")
-    return variant, int(seed)
-
-
 def problems(task, split):
     return f"{RESULTS}/data/{task}/{split}.parquet"
 
@@ -94,7 +84,7 @@ def probe_settings(wildcards):
 
 
 def train_settings(wildcards):
-    variant, seed = parse_run(wildcards.run)
+    variant, seed = mtarl_config.parse_run(wildcards.run)
     return json.dumps(mtarl_config.train_settings(config, variant, seed), sort_keys=True)
 
 
@@ -116,7 +106,7 @@ def all_scores():
         f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/scores.parquet",
         model=config["models"],
         task=config["tasks"],
-        run=["base", *runs()],
+        run=["base", *mtarl_config.run_names(config)],
     )
 
 
