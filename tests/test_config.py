@@ -38,7 +38,13 @@ def broken(config, path, value=None, delete=False):
         (["probe", "n"], "sixty-four", False, "config key 'probe.n': 'sixty-four' is not of type 'integer'"),
         (["sampling", "top_p"], 1.5, False, "config key 'sampling.top_p': 1.5 is greater than the maximum of 1"),
         (["train", "defaults", "num_generations"], 1, False, "config key 'train.defaults.num_generations'"),
-        (["train", "variants"], ["ground_truth", "grund_truth"], False, "config key 'train.variants[1]'"),
+        (["train", "variants"], ["ground_truth", "grund_truth"], False,
+         "config key 'train.variants': unknown variant 'grund_truth'"),
+        (["train", "variant_settings", "nsr"], {"estimator": "nsr2"}, False,
+         "config key 'train.variant_settings.nsr.estimator': 'nsr2' is not one of"),
+        (["train", "variant_settings", "one_shot"],
+         {"one_shot": {"select": "historical_variance", "copies": 8, "history_variant": "gt"}}, False,
+         "config key 'train.variant_settings.one_shot.one_shot.history_variant': no variant 'gt'"),
         (["train", "defaults", "max_step"], 10, False,
          "config key 'train.defaults.max_step' is not a known key; did you mean 'train.defaults.max_steps'?"),
         (["evaluate", "seed"], None, True, "config key 'evaluate.seed' is missing"),
@@ -63,29 +69,31 @@ def test_all_problems_are_reported_at_once(default):
 
 
 def test_train_settings_merge_variant_overrides(default):
-    config = broken(default, ["train", "variant_settings", "ground_truth", "overrides"], {"learning_rate": 1e-4})
-    settings = cfg.train_settings(config, "ground_truth", seed=3)
-    assert settings["learning_rate"] == 1e-4 and settings["seed"] == 3 and settings["reward"] == "ground_truth"
+    config = broken(default, ["train", "variant_settings", "random"],
+                    {"reward": "random", "learning_rate": 1e-4, "dynamic_sampling": {"enabled": False}})
+    settings = cfg.train_settings(config, "random", seed=3)
+    assert settings["learning_rate"] == 1e-4 and settings["seed"] == 3 and settings["reward"] == "random"
+    assert settings["dynamic_sampling"] == {**default["train"]["defaults"]["dynamic_sampling"], "enabled": False}
     assert settings["num_generations"] == default["train"]["defaults"]["num_generations"]
     assert settings["max_completion_length"] == default["sampling"]["max_new_tokens"]
 
 
 def test_snakemake_stops_before_any_job_on_a_bad_config(repo, tmp_path):
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"train": {"variants": ["ground_truth", "majority"]}}))
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"train": {"variants": ["ground_truth", "majority_vote"]}}))
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "-n",
          "--configfile", str(tmp_path / "bad.yaml")],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode != 0
-    assert "config key 'train.variants[1]': 'majority' is not one of" in result.stdout + result.stderr
+    assert "config key 'train.variants': unknown variant 'majority_vote'" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
 
 
 def test_run_names_round_trip(default):
-    config = broken(default, ["seeds"], [1, 2])
-    assert cfg.run_names(config) == ["ground_truth-s1", "ground_truth-s2"]
-    assert [cfg.parse_run(r) for r in cfg.run_names(config)] == [("ground_truth", 1), ("ground_truth", 2)]
+    config = broken(broken(default, ["seeds"], [1, 2]), ["train", "variants"], ["ground_truth", "nsr"])
+    assert cfg.run_names(config) == ["ground_truth-s1", "ground_truth-s2", "nsr-s1", "nsr-s2"]
+    assert [cfg.parse_run(r) for r in cfg.run_names(config)][:2] == [("ground_truth", 1), ("ground_truth", 2)]
     assert cfg.parse_run("base") == ("base", None)
     with pytest.raises(ValueError, match="neither 'base'"):
         cfg.parse_run("ground_truth")
@@ -94,6 +102,6 @@ def test_run_names_round_trip(default):
 def test_cli_offers_the_six_stages():
     from mtarl.cli import STAGES, build_parser
 
-    assert STAGES == ("prepare", "pretrain", "probe", "train", "evaluate", "analyze")
+    assert tuple(STAGES) == ("prepare", "pretrain", "probe", "train", "evaluate", "analyze")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--settings", "[1, 2]"])

@@ -13,8 +13,11 @@ import polars as pl
 import pytest
 
 from mtarl import config as cfg
+import torch
+
 from mtarl import io
 from mtarl import train as train_stage
+from mtarl.rl import MtarlGRPOTrainer, advantages
 
 
 def settings(repo, **overrides) -> dict:
@@ -22,12 +25,17 @@ def settings(repo, **overrides) -> dict:
     return {**base, **overrides}
 
 
-def train_command(settings_: dict, model: Path, problems: Path, out: Path) -> list[str]:
+def train_command(settings_: dict, model: Path, data: dict, out: Path) -> list[str]:
     return [
         sys.executable, "-m", "mtarl.cli", "train", "--settings", json.dumps(settings_), "--model", str(model),
-        "--problems", str(problems), "--work", str(out / "work"), "--out", str(out / "model"),
-        "--metrics", str(out / "metrics.jsonl"),
+        "--problems", str(data["train"]), "--eval-problems", str(data["eval"]), "--work", str(out / "work"),
+        "--out", str(out / "model"), "--metrics", str(out / "metrics.jsonl"), "--examples", str(out / "ex.jsonl"),
     ]
+
+
+def run_training(settings_: dict, model: Path, train_path: Path, eval_path: Path, out: Path, history=None) -> dict:
+    return train_stage.run(settings_, str(model), str(train_path), str(eval_path), str(out / "work"),
+                           str(out / "model"), str(out / "metrics.jsonl"), str(out / "examples.jsonl"), history)
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float) -> None:
@@ -43,8 +51,8 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float) -> None:
 
 
 def test_killed_training_resumes_from_its_last_checkpoint(repo, tmp_path, random_model_dir, add3_problems):
-    s = settings(repo, max_steps=12, save_steps=2, prompts_per_step=2, num_generations=4)
-    cmd = train_command(s, random_model_dir, add3_problems["train"], tmp_path)
+    s = settings(repo, max_steps=12, save_steps=2, prompts_per_step=2, num_generations=4, val_every=0)
+    cmd = train_command(s, random_model_dir, add3_problems, tmp_path)
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -91,10 +99,69 @@ def test_grpo_raises_training_reward_of_the_aligned_model(repo, tmp_path, aligne
     """Ground-truth GRPO on a 16-problem training set: 80 optimizer steps revisit each problem about 20 times."""
     problems = tmp_path / "train16.parquet"
     pl.read_parquet(add3_problems["train"]).head(16).write_parquet(problems)
-    s = settings(repo, max_steps=80, learning_rate=1e-4, save_steps=1000)
-    train_stage.run(s, str(aligned_model_dir), str(problems), str(tmp_path / "work"), str(tmp_path / "model"),
-                    str(tmp_path / "metrics.jsonl"))
+    s = settings(repo, max_steps=80, learning_rate=1e-4, save_steps=1000, val_every=0,
+                 dynamic_sampling={"enabled": False, "max_gen_batches": 1, "fill": "duplicate"})
+    run_training(s, aligned_model_dir, problems, add3_problems["eval"], tmp_path)
     rewards = [r["reward"] for r in io.read_jsonl(tmp_path / "metrics.jsonl") if "reward" in r]
     assert len(rewards) == 40  # one generation batch every steps_per_generation = 2 optimizer steps
     first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
     assert last > first + 0.1, f"mean training reward went from {first:.3f} to {last:.3f}"
+
+
+VARIANTS = cfg.load(Path(__file__).resolve().parents[1] / "config/config.yaml")["train"]["variant_settings"]
+
+
+@pytest.fixture(scope="module")
+def ground_truth_history(repo, tmp_path_factory, random_model_dir, add3_problems):
+    """A short ground-truth run on 8 problems, so each is visited several times (one-shot history)."""
+    out = tmp_path_factory.mktemp("gt")
+    problems = out / "train8.parquet"
+    pl.read_parquet(add3_problems["train"]).head(8).write_parquet(problems)
+    run_training(settings(repo, max_steps=8, save_steps=100, prompts_per_step=4, num_generations=4, val_every=0),
+                 random_model_dir, problems, add3_problems["eval"], out)
+    return out / "examples.jsonl"
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_trains_two_steps(repo, tmp_path, variant, random_model_dir, add3_problems,
+                                        ground_truth_history):
+    config = cfg.load(repo / "config/config.yaml")
+    s = {**cfg.train_settings(config, variant, seed=1), "max_steps": 2, "save_steps": 100, "prompts_per_step": 2,
+         "num_generations": 4, "val_every": 2, "val_problems": 4}
+    history = str(ground_truth_history) if cfg.history_run(config, variant) else None
+    record = run_training(s, random_model_dir, add3_problems["train"], add3_problems["eval"], tmp_path, history)
+    log = io.read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in log] == [1, 2] and record["global_step"] == 2
+    assert "val/avg@4" in log[1] and "gt_accuracy" in log[0] and "entropy" in log[0]
+    if s["dynamic_sampling"]["enabled"]:
+        assert {"dynamic/gen_batches", "dynamic/duplication_fraction"} <= set(log[0])
+    if s["one_shot"]:
+        assert record["data"]["one_shot"]["mode"] == s["one_shot"]["select"]
+        assert record["data"]["rows"] == s["one_shot"]["copies"]
+    assert (tmp_path / "model" / "model.safetensors").exists()
+
+
+class RecordingTrainer(MtarlGRPOTrainer):
+    """Keeps each generation batch's rewards and advantages, to check what the loss receives."""
+
+    seen: list = []
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        RecordingTrainer.seen.append((self._last_rewards.clone(), output["advantages"].clone()))
+        return output
+
+
+@pytest.mark.parametrize("estimator, lam", [("zhu_nsr", 0.1), ("w_reinforce", 0.3), ("nsr", 0.1)])
+def test_trainer_hands_the_study_advantages_to_the_loss(repo, tmp_path, estimator, lam, random_model_dir,
+                                                         add3_problems, monkeypatch):
+    monkeypatch.setattr(train_stage, "MtarlGRPOTrainer", RecordingTrainer)
+    RecordingTrainer.seen = []
+    s = settings(repo, max_steps=2, save_steps=100, prompts_per_step=2, num_generations=4, val_every=0,
+                 reward="format", estimator=estimator, lam=lam,
+                 dynamic_sampling={"enabled": False, "max_gen_batches": 1, "fill": "duplicate"})
+    run_training(s, random_model_dir, add3_problems["train"], add3_problems["eval"], tmp_path)
+    assert RecordingTrainer.seen
+    for rewards_, adv in RecordingTrainer.seen:
+        expected = advantages(rewards_, 4, estimator, lam=lam)
+        assert torch.allclose(adv, expected)

@@ -38,8 +38,8 @@ def test_dry_run_plans_the_six_rules(repo, tmp_path):
     result = snakemake(repo, tmp_path, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # 2 tasks, 2 base models, 1 variant x 1 seed: probes 2x2, trainings 2x2, evaluations 2x2x(base + 1 run)
-    assert counts == {"prepare": 2, "pretrain": 2, "probe": 4, "train": 4, "evaluate": 8, "analyze": 1, "all": 1}
+    # 2 tasks x 2 base models x 13 variants x 1 seed: probes 2x2, trainings 2x2x13, evaluations 2x2x(base + 13)
+    assert counts == {"prepare": 2, "pretrain": 2, "probe": 4, "train": 52, "evaluate": 56, "analyze": 1, "all": 1}
 
 
 def test_smoke_study_runs_end_to_end(repo, tmp_path):
@@ -50,8 +50,8 @@ def test_smoke_study_runs_end_to_end(repo, tmp_path):
         assert f"rule {rule}:" in result.stdout + result.stderr, f"rule {rule} did not run"
 
     summary = pl.read_parquet(tmp_path / "results/analysis/summary.parquet")
-    assert summary.height == 4  # 2 models x 2 tasks x ground_truth x seed 1
-    assert set(summary["variant"]) == {"ground_truth"} and set(summary["seed"]) == {1}
+    assert summary.height == 8  # 2 models x 2 tasks x (ground_truth, one_shot) x seed 1
+    assert set(summary["variant"]) == {"ground_truth", "one_shot"} and set(summary["seed"]) == {1}
     for row in summary.iter_rows(named=True):
         assert row["delta"] == pytest.approx(row["trained_score"] - row["base_score"])
         assert 0 <= row["base_pass_at_1"] <= row["base_pass_at_k"] <= 1
@@ -68,4 +68,4 @@ def test_smoke_study_runs_end_to_end(repo, tmp_path):
     (tmp_path / "fewer_samples.yaml").write_text("evaluate: {n: 2}\n")
     changed = snakemake(repo, tmp_path, "-n", "--configfile", str(repo / "config/smoke.yaml"),
                         str(tmp_path / "fewer_samples.yaml"))
-    assert job_counts(changed.stdout) == {"evaluate": 8, "analyze": 1, "all": 1}, changed.stdout[-2000:]
+    assert job_counts(changed.stdout) == {"evaluate": 12, "analyze": 1, "all": 1}, changed.stdout[-2000:]

@@ -2,6 +2,7 @@
 
 Run ``mtarl <stage> --help``. Every stage takes ``--settings`` (the JSON of its config section, as the Snakemake rule
 passes it, so that a changed setting reruns exactly the jobs that use it), ``--threads`` and its input/output paths.
+Only the chosen stage's module is imported: a job does not pay for the imports of the others.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ import importlib
 import json
 import sys
 
-STAGES = ("prepare", "pretrain", "probe", "train", "evaluate", "analyze")
+STAGES = {
+    "prepare": "write a task's train and eval problem tables",
+    "pretrain": "pretrain a tiny base model and select its checkpoint by pass@k (miniature)",
+    "probe": "pass@k curve of a base model on a task's eval split",
+    "train": "GRPO training of one variant with TRL, resumable",
+    "evaluate": "score a base or trained model on a task's eval split",
+    "analyze": "aggregate probes and evaluations into the summary table, figure and report",
+}
 
 
 def settings_arg(text: str) -> dict:
@@ -24,12 +32,19 @@ def settings_arg(text: str) -> dict:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one stage (importing only its module), or of the command when ``stage`` is None."""
     parser = argparse.ArgumentParser(prog="mtarl", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="stage", required=True)
-    for stage in STAGES:
-        module = importlib.import_module(f"mtarl.{stage}")
-        p = sub.add_parser(stage, help=module.__doc__.splitlines()[0], description=module.__doc__,
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="{" + ",".join(STAGES) + "}")
+    for name, summary in STAGES.items():
+        if stage is not None and name != stage:
+            sub.add_parser(name, help=summary)
+            continue
+        if stage is None:
+            sub.add_parser(name, help=summary)
+            continue
+        module = importlib.import_module(f"mtarl.{name}")
+        p = sub.add_parser(name, help=summary, description=module.__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--settings", type=settings_arg, default={}, help="JSON object of the stage's settings")
         p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
@@ -39,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    stage = argv[0] if argv and argv[0] in STAGES else None
+    args = build_parser(stage).parse_args(argv)
     import torch
 
     torch.set_num_threads(max(1, args.threads))

@@ -100,17 +100,37 @@ def cross_field_errors(config: dict) -> list[str]:
                           "tokenizer has no chat template; set it to false")
     for variant in config["train"]["variants"]:
         if variant not in config["train"]["variant_settings"]:
-            errors.append(f"config key 'train.variant_settings.{variant}' is missing (variant listed in "
-                          "'train.variants')")
+            known = ", ".join(config["train"]["variant_settings"])
+            errors.append(f"config key 'train.variants': unknown variant '{variant}' (define it under "
+                          f"'train.variant_settings'; defined: {known})")
             continue
-        merged = {**config["train"]["defaults"], **config["train"]["variant_settings"][variant]["overrides"]}
-        batch = merged["prompts_per_step"] * merged["num_generations"]
-        if batch % merged["steps_per_generation"]:
-            errors.append(f"config key 'train.variant_settings.{variant}': prompts_per_step x num_generations = "
-                          f"{batch} is not divisible by steps_per_generation = {merged['steps_per_generation']}")
+        errors += variant_errors(config, variant)
     if config["analyze"]["alignment_k"] > config["probe"]["n"]:
         errors.append(f"config key 'analyze.alignment_k': {config['analyze']['alignment_k']} exceeds probe.n = "
                       f"{config['probe']['n']}")
+    return errors
+
+
+def variant_errors(config: dict, variant: str) -> list[str]:
+    errors, path = [], f"train.variant_settings.{variant}"
+    key = f"config key '{path}'"
+    merged = merge(config["train"]["defaults"], config["train"]["variant_settings"][variant])
+    batch = merged["prompts_per_step"] * merged["num_generations"]
+    if batch % merged["steps_per_generation"]:
+        errors.append(f"{key}: prompts_per_step x num_generations = {batch} is not divisible by "
+                      f"steps_per_generation = {merged['steps_per_generation']}")
+    one_shot = merged["one_shot"]
+    if one_shot and one_shot["select"] == "historical_variance":
+        source = one_shot["history_variant"]
+        source_settings = config["train"]["variant_settings"].get(source)
+        if source_settings is None:
+            errors.append(f"config key '{path}.one_shot.history_variant': no variant '{source}' in "
+                          "'train.variant_settings'")
+        elif merge(config["train"]["defaults"], source_settings)["one_shot"]:
+            errors.append(f"config key '{path}.one_shot.history_variant': '{source}' must be a full-data run, "
+                          "not one-shot")
+    if merged["reward"] == "constant" and merged["entropy_coef"] >= 0:
+        errors.append(f"{key}: reward 'constant' trains on nothing unless entropy_coef < 0")
     return errors
 
 
@@ -133,10 +153,17 @@ def pretrain_settings(config: dict, model: str) -> dict:
 
 
 def train_settings(config: dict, variant: str, seed: int) -> dict:
-    spec = config["train"]["variant_settings"][variant]
-    merged = {**config["train"]["defaults"], **spec["overrides"]}
-    return {**merged, "reward": spec["reward"], "variant": variant, "seed": seed,
-            "max_completion_length": config["sampling"]["max_new_tokens"]}
+    """The settings of one training run: defaults deep-merged with the variant's overrides."""
+    merged = merge(config["train"]["defaults"], config["train"]["variant_settings"][variant])
+    return {**merged, "variant": variant, "seed": seed, "max_completion_length": config["sampling"]["max_new_tokens"]}
+
+
+def history_run(config: dict, variant: str) -> str | None:
+    """The run name of the ground-truth run whose history one-shot selection reads, if the variant needs one."""
+    one_shot = merge(config["train"]["defaults"], config["train"]["variant_settings"][variant])["one_shot"]
+    if one_shot and one_shot["select"] == "historical_variance":
+        return one_shot["history_variant"]
+    return None
 
 
 def run_names(config: dict) -> list[str]:

@@ -1,7 +1,10 @@
 """Stage ``train``: GRPO on a base model with TRL's ``GRPOTrainer``, resumable after a kill.
 
-Run: ``mtarl train --settings JSON --model PATH_OR_ID --problems train.parquet --work DIR --out MODEL_DIR
---metrics metrics.jsonl``
+Run: ``mtarl train --settings JSON --model PATH_OR_ID --problems train.parquet --eval-problems eval.parquet
+--work DIR --out MODEL_DIR --metrics metrics.jsonl --examples examples.jsonl [--history GT_RUN/examples.jsonl]``
+
+A variant is its settings: ``reward`` (mtarl.rewards), ``estimator`` (mtarl.rl.advantages), ``gate``, ``p``,
+``lam``, ``entropy_coef`` (negative = entropy minimisation), ``one_shot`` and ``dynamic_sampling``.
 
 - ``--work`` holds TRL checkpoints (every ``save_steps`` optimizer steps) and the live ``metrics.jsonl``. It is not a
   Snakemake output, so Snakemake's clean-up of a failed job never deletes it: rerunning a killed job resumes from the
@@ -10,7 +13,10 @@ Run: ``mtarl train --settings JSON --model PATH_OR_ID --problems train.parquet -
 
 ``metrics.jsonl``: one JSON object per optimizer step with ``step`` and TRL's logged values, among them ``reward``,
 ``reward_std``, ``gt_accuracy`` (ground-truth accuracy, whatever the training reward), ``format_rate``, ``entropy``,
-``completions/mean_length``, ``clip_ratio/region_mean``, ``frac_reward_zero_std``, ``loss``, ``learning_rate``.
+``completions/mean_length``, ``clip_ratio/region_mean``, ``frac_reward_zero_std``, ``loss``, ``learning_rate``,
+with dynamic sampling ``dynamic/gen_batches``, ``dynamic/kept_fraction``, ``dynamic/duplication_fraction``, and
+every ``val_every`` steps ``val/avg@<val_n>`` on the eval split. ``examples.jsonl``: per generation batch, the
+ground-truth accuracy of each prompt id's group (the history one-shot selection reads).
 
 Settings map to TRL as in libraries.md 1.3: ``prompts_per_step`` x ``num_generations`` completions per generation
 batch, split into ``steps_per_generation`` optimizer steps; ``max_steps`` and ``save_steps`` count optimizer steps.
@@ -31,23 +37,43 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer
 
-from mtarl import io
+from mtarl import io, oneshot, scoring
 from mtarl.modeling import load
-from mtarl.rewards import make_reward_fn
+from mtarl.rewards import GROUP_REWARDS, RewardFunction
+from mtarl.rl import MtarlGRPOTrainer, VariantSpec
+from mtarl.sampling import HFSampler, SamplingParams
 
 LOG_NAME = "metrics.jsonl"
+EXAMPLES_NAME = "examples.jsonl"
 FINGERPRINT_NAME = "mtarl_fingerprint.json"
 
 
-class JsonlMetrics(TrainerCallback):
-    """Append each log of the trainer to a JSONL file as one line per optimizer step."""
+class StepLogger(TrainerCallback):
+    """Append each optimizer step's logs to metrics.jsonl, with validation avg@k every ``val_every`` steps."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, settings: dict, eval_problems: pl.DataFrame, tokenizer):
+        self.path, self.settings, self.eval_problems, self.tokenizer = path, settings, eval_problems, tokenizer
+        self.pending: dict = {}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        every = self.settings["val_every"]
+        if every and state.global_step % every == 0 and state.is_world_process_zero:
+            self.pending = self.validate(model, state.global_step)
+
+    def validate(self, model, step: int) -> dict:
+        params = SamplingParams(n=self.settings["val_n"], max_new_tokens=self.settings["max_completion_length"],
+                                temperature=self.settings["temperature"], top_p=self.settings["val_top_p"], seed=step)
+        was_training = model.training
+        model.eval()
+        samples = scoring.sample_and_score(HFSampler(model, self.tokenizer), self.eval_problems, params)
+        model.train(was_training)
+        return {f"val/avg@{params.n}": float(samples["correct"].mean())}
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:
-            io.append_jsonl({"step": state.global_step, "time": time.time(), **logs}, self.path)
+            record = {"step": state.global_step, "time": time.time(), **logs, **self.pending}
+            self.pending = {}
+            io.append_jsonl(record, self.path)
 
 
 def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
@@ -84,6 +110,7 @@ def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
         top_p=settings["top_p"],
         top_k=0,
         max_completion_length=settings["max_completion_length"],
+        entropy_coef=settings["entropy_coef"],
         use_vllm=settings["use_vllm"],
         vllm_importance_sampling_correction=False,
         save_strategy="steps",
@@ -96,55 +123,96 @@ def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
     )
 
 
-def fingerprint(settings: dict, model: str, problems_path: str) -> dict:
-    digest = hashlib.sha256(Path(problems_path).read_bytes()).hexdigest()
-    return {"settings": settings, "model": model, "problems_sha256": digest}
+def fingerprint(settings: dict, model: str, *inputs: str | None) -> dict:
+    digests = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in inputs if p]
+    return {"settings": settings, "model": model, "inputs_sha256": digests}
 
 
-def prepare_work_dir(work_dir: Path, print_: dict) -> str | None:
+def variant_spec(settings: dict) -> VariantSpec:
+    dynamic = settings["dynamic_sampling"]
+    return VariantSpec(
+        estimator=settings["estimator"],
+        estimator_kwargs={"lam": settings["lam"]} if settings["estimator"] == "w_reinforce" else {},
+        group_reward=settings["reward"] if settings["reward"] in GROUP_REWARDS else None,
+        gate=settings["gate"],
+        dynamic_sampling=dynamic["enabled"],
+        max_gen_batches=dynamic["max_gen_batches"],
+        fill=dynamic["fill"],
+        seed=settings["seed"],
+    )
+
+
+def training_problems(settings: dict, problems_path: str, history_path: str | None) -> tuple[pl.DataFrame, dict]:
+    """The training set (one example replicated for one-shot variants) and a record of how it was made."""
+    problems = pl.read_parquet(problems_path).select("id", "prompt", "answer", "family")
+    one_shot = settings.get("one_shot")
+    if not one_shot:
+        return problems, {"rows": problems.height}
+    history = io.read_jsonl(history_path) if history_path else None
+    chosen = oneshot.select(problems, one_shot["select"], settings["seed"], history)
+    replicated = oneshot.replicate(problems, chosen["id"], one_shot["copies"])
+    print(f"train: one-shot example {chosen}")
+    return replicated, {"rows": replicated.height, "one_shot": chosen}
+
+
+def prepare_work_dir(work_dir: Path, expected: dict) -> str | None:
     """Return the checkpoint to resume from; wipe ``work_dir`` if it was made with other settings."""
     stamp = work_dir / FINGERPRINT_NAME
-    if work_dir.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != print_):
+    if work_dir.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != expected):
         print(f"train: {work_dir} was made with other settings; starting afresh")
         shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    io.write_json(print_, stamp)
+    io.write_json(expected, stamp)
     checkpoint = get_last_checkpoint(str(work_dir))
-    log = work_dir / LOG_NAME
-    if checkpoint is None:
-        log.unlink(missing_ok=True)
-        return None
-    resumed_step = int(Path(checkpoint).name.split("-")[-1])
-    kept = [r for r in io.read_jsonl(log) if r["step"] <= resumed_step] if log.exists() else []
-    with io.atomic_path(log) as tmp:
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-    print(f"train: resuming from {checkpoint} (step {resumed_step})")
+    resumed_step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
+    # Drop log lines of steps the resumed run will redo: metrics are logged after step s, examples when the
+    # generation batch of step s+1 is scored (at global_step s).
+    truncate_jsonl(work_dir / LOG_NAME, lambda r: r["step"] <= resumed_step)
+    truncate_jsonl(work_dir / EXAMPLES_NAME, lambda r: r["step"] < resumed_step)
+    if checkpoint:
+        print(f"train: resuming from {checkpoint} (step {resumed_step})")
     return checkpoint
 
 
-def run(settings: dict, model_path: str, problems_path: str, work_dir: str, out_dir: str, metrics_path: str) -> dict:
+def truncate_jsonl(path: Path, keep) -> None:
+    if not path.exists():
+        return
+    kept = [r for r in io.read_jsonl(path) if keep(r)]
+    with io.atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+
+def run(settings: dict, model_path: str, problems_path: str, eval_path: str, work_dir: str, out_dir: str,
+        metrics_path: str, examples_path: str, history_path: str | None = None) -> dict:
     work = Path(work_dir)
-    checkpoint = prepare_work_dir(work, fingerprint(settings, model_path, problems_path))
+    checkpoint = prepare_work_dir(work, fingerprint(settings, model_path, problems_path, eval_path, history_path))
     model, tokenizer = load(model_path, dtype=settings["dtype"])
-    problems = pl.read_parquet(problems_path).select("prompt", "answer", "family", "id")
-    trainer = GRPOTrainer(
+    problems, data_record = training_problems(settings, problems_path, history_path)
+    eval_problems = pl.read_parquet(eval_path).head(settings["val_problems"])
+    reward_function = RewardFunction(settings["reward"], seed=settings["seed"], gate=settings["gate"], p=settings["p"])
+    trainer = MtarlGRPOTrainer(
         model=model,
-        reward_funcs=make_reward_fn(settings["reward"]),
+        reward_function=reward_function,
+        variant=variant_spec(settings),
+        example_log=lambda record: io.append_jsonl(record, work / EXAMPLES_NAME),
         args=grpo_config(settings, work),
         train_dataset=Dataset.from_dict(problems.to_dict(as_series=False)),
         processing_class=tokenizer,
-        callbacks=[JsonlMetrics(work / LOG_NAME)],
+        callbacks=[StepLogger(work / LOG_NAME, settings, eval_problems, tokenizer)],
     )
     started = time.time()
     trainer.train(resume_from_checkpoint=checkpoint)
     record = io.manifest("train", settings["seed"], settings, model=model_path, resumed_from=checkpoint,
-                         global_step=trainer.state.global_step, wall_seconds=round(time.time() - started, 1))
+                         data=data_record, global_step=trainer.state.global_step,
+                         wall_seconds=round(time.time() - started, 1), vllm_importance_sampling_correction=False,
+                         self_certainty_logprobs="recomputed with the pre-update policy")
     with io.atomic_dir(out_dir) as tmp:
         trainer.save_model(str(tmp))
         tokenizer.save_pretrained(tmp)
         io.write_json(record, tmp / "mtarl_manifest.json")
-    with io.atomic_path(metrics_path) as tmp:
-        shutil.copyfile(work / LOG_NAME, tmp)
+    for name, target in ((LOG_NAME, metrics_path), (EXAMPLES_NAME, examples_path)):
+        with io.atomic_path(target) as tmp:
+            shutil.copyfile(work / name, tmp)
     print(f"train: {trainer.state.global_step} steps done -> {out_dir}")
     return record
 
@@ -152,10 +220,14 @@ def run(settings: dict, model_path: str, problems_path: str, work_dir: str, out_
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="base model: local directory or hub id")
     parser.add_argument("--problems", required=True, help="train-split problem parquet")
+    parser.add_argument("--eval-problems", required=True, help="eval-split problem parquet (validation)")
     parser.add_argument("--work", required=True, help="checkpoint directory (kept across kills, not an output)")
     parser.add_argument("--out", required=True, help="output directory of the final model")
     parser.add_argument("--metrics", required=True, help="output copy of metrics.jsonl")
+    parser.add_argument("--examples", required=True, help="output copy of examples.jsonl (per-example accuracy)")
+    parser.add_argument("--history", help="examples.jsonl of the ground-truth run (one-shot historical variance)")
 
 
 def main(args: argparse.Namespace) -> None:
-    run(args.settings, args.model, args.problems, args.work, args.out, args.metrics)
+    run(args.settings, args.model, args.problems, args.eval_problems, args.work, args.out, args.metrics,
+        args.examples, args.history)

@@ -49,6 +49,32 @@ def pretrain_problems(wildcards):
     return [problems(t, s) for t in tasks for s in ("train", "eval")]
 
 
+def history_file(wildcards):
+    """The ground-truth run's per-example history that one-shot selection reads (None if not needed)."""
+    variant, seed = mtarl_config.parse_run(wildcards.run)
+    source = mtarl_config.history_run(config, variant)
+    if source is None:
+        return None
+    return f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{source}-s{seed}/examples.jsonl"
+
+
+def train_inputs(wildcards):
+    inputs = {
+        "model": base_model_input(wildcards),
+        "problems": problems(wildcards.task, "train"),
+        "eval_problems": problems(wildcards.task, "eval"),
+    }
+    history = history_file(wildcards)
+    if history:
+        inputs["history"] = history
+    return inputs
+
+
+def history_option(wildcards):
+    history = history_file(wildcards)
+    return f"--history {history}" if history else ""
+
+
 def evaluated_model(wildcards):
     if wildcards.run == "base":
         return base_model(wildcards.model)

@@ -1,15 +1,16 @@
 rule train:
-    """GRPO (TRL) of a base model on a task's train split; resumes from work/ after a kill."""
+    """GRPO (TRL) of a base model on a task's train split, one variant and seed; resumes from work/ after a kill."""
     input:
-        model=base_model_input,
-        problems=problems("{task}", "train"),
+        unpack(train_inputs),
     output:
         model=directory(f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/model"),
         metrics=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/metrics.jsonl",
+        examples=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/examples.jsonl",
     params:
         settings=train_settings,
         model=base_model_param,
         work=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/work",
+        history=history_option,
     log:
         "logs/train/{model}/{task}/{run}.log",
     benchmark:
@@ -19,5 +20,6 @@ rule train:
         gpu_stage()
     shell:
         "mtarl train --settings {params.settings:q} --threads {threads} --model {params.model:q} "
-        "--problems {input.problems} --work {params.work} --out {output.model} "
-        "--metrics {output.metrics} >> {log} 2>&1"
+        "--problems {input.problems} --eval-problems {input.eval_problems} {params.history} "
+        "--work {params.work} --out {output.model} --metrics {output.metrics} --examples {output.examples} "
+        ">> {log} 2>&1"

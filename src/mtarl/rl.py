@@ -1,0 +1,256 @@
+"""Advantage estimators of the study's RL variants, and the narrow TRL trainer subclass that applies them.
+
+``advantages(rewards, group_size, estimator)`` is the one pure function behind every variant (study.md 7.2):
+
+| estimator     | advantage of sample i in its group of G                           |
+|---------------|-------------------------------------------------------------------|
+| ``grpo``      | (R_i - mean_G R) / (std_G R + eps)                                |
+| ``nsr``       | grpo advantage kept where R_i < 1 (incorrect samples), else 0     |
+| ``psr``       | grpo advantage kept where R_i > 0 (correct samples), else 0       |
+| ``zhu_psr``   | R_i (no baseline, Zhu et al. 2025)                                |
+| ``zhu_nsr``   | R_i - 1                                                           |
+| ``w_reinforce`` | lam if R_i = 1 else -1 (lam = 0.1 by default)                   |
+
+``std_G`` is the unbiased (N-1) sample standard deviation over the group, as verl's
+``compute_grpo_outcome_advantage`` that produced the paper's runs; ``eps`` = 1e-6 as there (TRL uses 1e-4). A group of
+one sample uses mean 0 and std 1, also as verl. Rewards are flat, grouped contiguously (G consecutive entries per
+prompt); NaN rewards (unscorable samples) get advantage 0 and are left out of their group's statistics.
+
+``MtarlGRPOTrainer`` subclasses TRL's ``GRPOTrainer`` narrowly: it lets the parent generate and score, then replaces
+the advantages with this function's, computes rewards that need the whole group after the cross-process gather
+(majority vote) or the policy's log-probs (self-certainty), and optionally applies DAPO dynamic sampling.
+"""
+
+from __future__ import annotations
+
+import torch
+
+ESTIMATORS = ("grpo", "nsr", "psr", "zhu_psr", "zhu_nsr", "w_reinforce")
+
+
+def group_normalized(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
+    grouped = rewards.view(-1, group_size)
+    valid = ~torch.isnan(grouped)
+    count = valid.sum(dim=1, keepdim=True)
+    filled = torch.where(valid, grouped, torch.zeros_like(grouped))
+    mean = filled.sum(dim=1, keepdim=True) / count.clamp(min=1)
+    var = (torch.where(valid, grouped - mean, torch.zeros_like(grouped)) ** 2).sum(dim=1, keepdim=True)
+    std = (var / (count - 1).clamp(min=1)).sqrt()
+    single = count <= 1
+    mean = torch.where(single, torch.zeros_like(mean), mean)
+    std = torch.where(single, torch.ones_like(std), std)
+    return ((grouped - mean) / (std + eps)).view(-1)
+
+
+def advantages(rewards: torch.Tensor, group_size: int, estimator: str, **kwargs) -> torch.Tensor:
+    """Per-sample advantages of flat, contiguously grouped ``rewards`` under ``estimator`` (see module table).
+
+    kwargs: ``eps`` (grpo/nsr/psr, default 1e-6), ``lam`` (w_reinforce, default 0.1).
+    """
+    rewards = rewards.float()
+    if rewards.dim() != 1 or rewards.numel() % group_size:
+        raise ValueError(f"rewards must be flat with a multiple of group_size={group_size} entries, got {tuple(rewards.shape)}")
+    if estimator in ("grpo", "nsr", "psr"):
+        adv = group_normalized(rewards, group_size, kwargs.get("eps", 1e-6))
+        if estimator == "nsr":
+            adv = torch.where(rewards < 1, adv, torch.zeros_like(adv))
+        elif estimator == "psr":
+            adv = torch.where(rewards > 0, adv, torch.zeros_like(adv))
+    elif estimator == "zhu_psr":
+        adv = rewards.clone()
+    elif estimator == "zhu_nsr":
+        adv = rewards - 1
+    elif estimator == "w_reinforce":
+        lam = kwargs.get("lam", 0.1)
+        adv = torch.where(rewards >= 1, torch.full_like(rewards, lam), torch.full_like(rewards, -1.0))
+    else:
+        raise ValueError(f"unknown advantage estimator {estimator!r}; known: {', '.join(ESTIMATORS)}")
+    return torch.nan_to_num(torch.where(torch.isnan(rewards), torch.zeros_like(adv), adv), nan=0.0)
+
+
+# -- the trainer ---------------------------------------------------------------------------------------------------
+
+from dataclasses import dataclass, field  # noqa: E402
+
+from accelerate.utils import gather, gather_object  # noqa: E402
+from trl import GRPOTrainer  # noqa: E402
+
+from mtarl import rewards as R  # noqa: E402
+
+
+@dataclass
+class VariantSpec:
+    """What a variant changes in GRPO: how rewards become advantages, and how rewards are computed."""
+
+    estimator: str = "grpo"
+    estimator_kwargs: dict = field(default_factory=dict)
+    group_reward: str | None = None  # "majority" or "self_certainty": computed here, after the gather
+    gate: bool = True
+    voters: str = "formatted"
+    dynamic_sampling: bool = False
+    max_gen_batches: int = 2
+    fill: str = "duplicate"  # when too few groups survive: "duplicate" kept groups, or keep "zero_std" groups
+    seed: int = 0
+
+
+def informative_groups(rewards: torch.Tensor, group_size: int) -> list[int]:
+    """Indices of the groups whose rewards are not all equal (they carry a GRPO gradient)."""
+    grouped = rewards.view(-1, group_size)
+    return torch.nonzero(grouped.max(dim=1).values > grouped.min(dim=1).values).flatten().tolist()
+
+
+def count_informative(batch_rewards: list[torch.Tensor], group_size: int) -> int:
+    return sum(len(informative_groups(r, group_size)) for r in batch_rewards)
+
+
+def choose_groups(batch_rewards: list[torch.Tensor], group_size: int, n_groups: int,
+                  fill: str = "duplicate") -> tuple[list[tuple[int, int]], int, int]:
+    """Which (batch, group) pairs make the training batch under DAPO dynamic sampling.
+
+    Informative groups first, in generation order. If fewer than ``n_groups`` survive: ``duplicate`` repeats the
+    kept ones (the official code's behaviour), ``zero_std`` adds uninformative groups instead (no duplicates). If none
+    survives, the last batch is used unfiltered (all advantages zero), as the official code does.
+    Returns (chosen pairs, number of informative groups, number of duplicated groups).
+    """
+    chosen = [(b, g) for b, r in enumerate(batch_rewards) for g in informative_groups(r, group_size)]
+    kept = len(chosen)
+    if kept == 0:
+        return [(len(batch_rewards) - 1, g) for g in range(n_groups)], 0, 0
+    if kept < n_groups and fill == "zero_std":
+        taken = set(chosen)
+        chosen += [(b, g) for b, r in enumerate(batch_rewards) for g in range(r.numel() // group_size)
+                   if (b, g) not in taken][: n_groups - kept]
+    duplicated = 0
+    while len(chosen) < n_groups:
+        chosen.append(chosen[duplicated % kept])
+        duplicated += 1
+    return chosen[:n_groups], kept, duplicated
+
+
+def pad_cat(tensors: list[torch.Tensor], value: float, left: bool) -> torch.Tensor:
+    """Concatenate (B_i, T_i) tensors along rows, padding to the widest on the left or right."""
+    width = max(t.size(1) for t in tensors)
+    padded = []
+    for t in tensors:
+        pad = (width - t.size(1), 0) if left else (0, width - t.size(1))
+        padded.append(torch.nn.functional.pad(t, pad, value=value))
+    return torch.cat(padded)
+
+
+class MtarlGRPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` with the study's advantages, group rewards, per-example logging and dynamic sampling.
+
+    Only two parent methods are overridden, and both call the parent first: ``_calculate_rewards`` (to fill in
+    group rewards and keep the rewards) and ``_generate_and_score_completions`` (to replace the advantages).
+    """
+
+    def __init__(self, *args, variant: VariantSpec, reward_function: R.RewardFunction, example_log=None, **kwargs):
+        self.variant = variant
+        self.reward_function = reward_function
+        self.example_log = example_log  # callable(record) for per-example accuracy, or None
+        self._last_rewards: torch.Tensor | None = None
+        self._extra_rng = torch.Generator().manual_seed(variant.seed)
+        super().__init__(*args, reward_funcs=reward_function, **kwargs)
+
+    # -- rewards --------------------------------------------------------------------------------------------------
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        if self.variant.group_reward == "majority":
+            rewards_per_func[:, 0] = self._majority_rewards(inputs).to(rewards_per_func.device)
+        elif self.variant.group_reward == "self_certainty":
+            local = self._mean_logprobs(prompts, completion_ids_list).to(rewards_per_func.device)
+            rewards_per_func[:, 0] = gather(local)
+        self._last_rewards = rewards_per_func[:, 0].clone()
+        self._log_examples(inputs)
+        return rewards_per_func
+
+    def _majority_rewards(self, inputs) -> torch.Tensor:
+        verdicts = self.reward_function.last_verdicts
+        local = [(R.canonical_answer(x["family"], v.extracted), v.format_ok) for x, v in zip(inputs, verdicts)]
+        everything = gather_object(local)  # whole groups, whatever the process layout
+        keys, formats = zip(*everything)
+        values = R.majority_rewards(keys, formats, self.num_generations, self.variant.gate, self.variant.voters)
+        return torch.tensor(values, dtype=torch.float32)
+
+    @torch.no_grad()
+    def _mean_logprobs(self, prompts, completion_ids_list) -> torch.Tensor:
+        """Mean token log-prob of each completion under the current (pre-update) policy, at the rollout temperature."""
+        prompt_ids, _, _ = self._tokenize_prompts(prompts)
+        seqs = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids_list)]
+        width = max(map(len, seqs))
+        pad = self.processing_class.pad_token_id
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.accelerator.device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.accelerator.device)
+        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float() / self.temperature
+        logps = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        values = []
+        for row, (p, c) in enumerate(zip(prompt_ids, completion_ids_list)):
+            span = logps[row, len(p) - 1 : len(p) - 1 + len(c)]
+            values.append(span.mean() if len(c) else torch.tensor(0.0, device=logps.device))
+        return torch.stack(values)
+
+    def _log_examples(self, inputs) -> None:
+        """Per prompt id, the ground-truth accuracy of its group in this generation batch (one-shot selection)."""
+        if self.example_log is None:
+            return
+        local = [(x["id"], v.correct) for x, v in zip(inputs, self.reward_function.last_verdicts)]
+        everything = gather_object(local)
+        if self.accelerator.is_main_process:
+            by_id: dict[str, list[bool]] = {}
+            for pid, ok in everything:
+                by_id.setdefault(pid, []).append(ok)
+            self.example_log({"step": self.state.global_step,
+                              "accuracy": {pid: sum(v) / len(v) for pid, v in by_id.items()}})
+
+    # -- advantages and dynamic sampling --------------------------------------------------------------------------
+    def _score(self, inputs) -> tuple[dict, torch.Tensor]:
+        """The parent's generation and scoring, with the study's advantages; returns the output and local rewards."""
+        output = super()._generate_and_score_completions(inputs)
+        rewards = self._last_rewards
+        adv = advantages(rewards, self.num_generations, self.variant.estimator, **self.variant.estimator_kwargs)
+        local = slice(self.accelerator.process_index * len(inputs), (self.accelerator.process_index + 1) * len(inputs))
+        output["advantages"] = adv[local].to(output["advantages"].device)
+        return output, rewards[local]
+
+    def _generate_and_score_completions(self, inputs):
+        output, rewards = self._score(inputs)
+        if not (self.variant.dynamic_sampling and self.model.training):
+            return output
+        return self._dynamic_sampling(inputs, output, rewards)
+
+    def _dynamic_sampling(self, inputs, output, rewards):
+        """DAPO filter-groups: keep groups whose rewards differ, drawing up to ``max_gen_batches`` batches."""
+        n_groups = len(inputs) // self.num_generations
+        batches = [(output, rewards)]
+        while (len(batches) < self.variant.max_gen_batches
+               and count_informative([r for _, r in batches], self.num_generations) < n_groups):
+            batches.append(self._score(self._draw_inputs(n_groups)))
+        chosen, kept, duplicated = choose_groups([r for _, r in batches], self.num_generations, n_groups,
+                                                 self.variant.fill)
+        self._metrics["train"]["dynamic/gen_batches"].append(float(len(batches)))
+        self._metrics["train"]["dynamic/kept_fraction"].append(min(kept, n_groups) / n_groups)
+        self._metrics["train"]["dynamic/duplication_fraction"].append(duplicated / n_groups)
+        return self._merge([b for b, _ in batches], chosen)
+
+    def _draw_inputs(self, n_groups: int) -> list[dict]:
+        """Fresh prompts for another generation batch, drawn at random from the training set (seeded)."""
+        idx = torch.randint(len(self.train_dataset), (n_groups,), generator=self._extra_rng).tolist()
+        return [dict(self.train_dataset[i]) for i in idx for _ in range(self.num_generations)]
+
+    def _merge(self, outputs: list[dict], chosen: list[tuple[int, int]]) -> dict:
+        G = self.num_generations
+        rows = [(b, g * G + k) for b, g in chosen for k in range(G)]
+        merged = {}
+        for key, value in outputs[0].items():
+            if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                continue
+            parts = [outputs[b][key][r : r + 1] for b, r in rows]
+            if value.dim() == 1:
+                merged[key] = torch.cat(parts)
+            else:
+                left = key.startswith("prompt")
+                pad = self.processing_class.pad_token_id if key == "prompt_ids" else 0
+                merged[key] = pad_cat(parts, pad, left=left)
+        tokens = merged["completion_mask"].sum()
+        merged["num_items_in_batch"] = self.accelerator.gather(tokens).sum()
+        return merged
