@@ -26,7 +26,8 @@ def add3_problems(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("data")
     paths = {"train": out / "train.parquet", "eval": out / "eval.parquet"}
     settings = {"source": "synthetic", "family": "add3", "n_train": 400, "n_eval": 64, "seed": 0}
-    prepare.run("add3", settings, str(paths["train"]), str(paths["eval"]))
+    prepare.run("add3", "train", settings, str(paths["train"]))
+    prepare.run("add3", "add3", settings, str(paths["eval"]))
     return paths
 
 

@@ -7,7 +7,7 @@ from mtarl import analyze
 
 
 def passk_rows(model, task, values):
-    return [{"model": model, "task": task, "k": k, "pass_at_k": v} for k, v in zip([1, 2, 4], values)]
+    return [{"model": model, "task": task, "benchmark": task, "k": k, "pass_at_k": v} for k, v in zip([1, 2, 4], values)]
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def tables():
             {"metric": "avg@4", "k": 4, "value": 0.01, "model": "weak", "task": "add3", "variant": "ground_truth", "seed": 1},
         ],
         schema_overrides={"seed": pl.Int64},
-    )
+    ).with_columns(benchmark=pl.col("task"))
     return passk, scores
 
 
@@ -61,4 +61,4 @@ def test_run_writes_summary_figure_and_report(tables, tmp_path):
     assert pl.read_parquet(out["summary.parquet"]).height == 3
     assert out["passk.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = out["summary.md"].read_text()
-    assert "| aligned | add3 | ground_truth | 1 | avg@4 | 0.300 | 0.450 | 0.150 |" in report
+    assert "| aligned | add3 | ground_truth | 1 | add3 | avg@4 | 0.300 | 0.450 | 0.150 |" in report

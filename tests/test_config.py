@@ -51,7 +51,7 @@ def broken(config, path, value=None, delete=False):
         (["models", "aligned", "pretrain", "select", "on_miss"], "retry", False,
          "config key 'models.aligned.pretrain.select.on_miss'"),
         (["models", "weak", "pretrain", "mixture"], {"add4": 1.0}, False,
-         "config key 'models.weak.pretrain.mixture.add4': no task 'add4' in 'tasks'"),
+         "config key 'models.weak.pretrain.mixture.add4': no synthetic task 'add4' in 'tasks'"),
         (["analyze", "alignment_k"], 128, False, "config key 'analyze.alignment_k': 128 exceeds probe.n = 64"),
     ],
 )

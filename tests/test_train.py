@@ -90,6 +90,9 @@ def test_grpo_config_follows_the_study_mapping(repo, tmp_path):
     assert (args.epsilon, args.epsilon_high, args.delta, args.beta) == (0.2, 0.28, 10.0, 0.0)
     assert args.loss_type == "dapo" and args.scale_rewards == "group"
     assert args.vllm_importance_sampling_correction is False
+    accumulated = train_stage.grpo_config(settings(repo, prompts_per_step=8, num_generations=8, steps_per_generation=2,
+                                                   gradient_accumulation_steps=4), tmp_path)
+    assert (accumulated.per_device_train_batch_size, accumulated.steps_per_generation) == (8, 8)
     with pytest.raises(ValueError, match="divisible by steps_per_generation"):
         train_stage.grpo_config(settings(repo, prompts_per_step=3, num_generations=3, steps_per_generation=2),
                                 tmp_path)

@@ -39,7 +39,7 @@ def test_dry_run_plans_the_six_rules(repo, tmp_path):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     # 2 tasks x 2 base models x 13 variants x 1 seed: probes 2x2, trainings 2x2x13, evaluations 2x2x(base + 13)
-    assert counts == {"prepare": 2, "pretrain": 2, "probe": 4, "train": 52, "evaluate": 56, "analyze": 1, "all": 1}
+    assert counts == {"prepare": 4, "pretrain": 2, "probe": 4, "train": 52, "evaluate": 56, "analyze": 1, "all": 1}
 
 
 def test_smoke_study_runs_end_to_end(repo, tmp_path):
@@ -58,7 +58,7 @@ def test_smoke_study_runs_end_to_end(repo, tmp_path):
     assert (tmp_path / "results/analysis/passk.png").read_bytes()[:4] == b"\x89PNG"
     assert "# mtarl study summary" in (tmp_path / "results/analysis/summary.md").read_text()
 
-    samples = pl.read_parquet(tmp_path / "results/probe/aligned/add3/samples.parquet")
+    samples = pl.read_parquet(tmp_path / "results/probe/aligned/add3/add3/samples.parquet")
     assert {"problem_id", "sample", "completion", "extracted", "correct", "n_tokens"} <= set(samples.columns)
     assert samples.height == 8 * 8  # smoke: 8 eval problems x probe.n 8
 

@@ -80,16 +80,19 @@ def schema_errors(config: dict, schema_path: Path = SCHEMA_PATH) -> list[str]:
 def cross_field_errors(config: dict) -> list[str]:
     errors = []
     tasks = config["tasks"]
+    synthetic = {t for t, spec in tasks.items() if spec["source"] == "synthetic"}
     for name, model in config["models"].items():
         pre = model.get("pretrain")
         if model["source"] != "pretrain" or pre is None:
             continue
         for task in pre["mixture"]:
-            if task not in tasks:
-                errors.append(f"config key 'models.{name}.pretrain.mixture.{task}': no task '{task}' in 'tasks'")
+            if task not in synthetic:
+                errors.append(f"config key 'models.{name}.pretrain.mixture.{task}': no synthetic task '{task}' in "
+                              "'tasks' (pretraining generates its text)")
         select = pre["select"]
-        if select["task"] not in tasks:
-            errors.append(f"config key 'models.{name}.pretrain.select.task': no task '{select['task']}' in 'tasks'")
+        if select["task"] not in synthetic:
+            errors.append(f"config key 'models.{name}.pretrain.select.task': no synthetic task '{select['task']}' "
+                          "in 'tasks'")
         if select["n"] < select["k"]:
             errors.append(f"config key 'models.{name}.pretrain.select.n': {select['n']} samples cannot estimate "
                           f"pass@{select['k']}; set n >= k")
@@ -116,9 +119,10 @@ def variant_errors(config: dict, variant: str) -> list[str]:
     key = f"config key '{path}'"
     merged = merge(config["train"]["defaults"], config["train"]["variant_settings"][variant])
     batch = merged["prompts_per_step"] * merged["num_generations"]
-    if batch % merged["steps_per_generation"]:
+    micro = merged["steps_per_generation"] * merged["gradient_accumulation_steps"]
+    if batch % micro:
         errors.append(f"{key}: prompts_per_step x num_generations = {batch} is not divisible by "
-                      f"steps_per_generation = {merged['steps_per_generation']}")
+                      f"steps_per_generation x gradient_accumulation_steps = {micro}")
     one_shot = merged["one_shot"]
     if one_shot and one_shot["select"] == "historical_variance":
         source = one_shot["history_variant"]
@@ -164,6 +168,12 @@ def history_run(config: dict, variant: str) -> str | None:
     if one_shot and one_shot["select"] == "historical_variance":
         return one_shot["history_variant"]
     return None
+
+
+def benchmarks(config: dict, task: str) -> list[str]:
+    """A task's benchmarks: its own name for synthetic tasks, else the keys of ``benchmarks``."""
+    spec = config["tasks"][task]
+    return [task] if spec["source"] == "synthetic" else list(spec["benchmarks"])
 
 
 def run_names(config: dict) -> list[str]:

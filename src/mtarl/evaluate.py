@@ -1,10 +1,10 @@
 """Stage ``evaluate``: score a base or trained model on a task's eval split with the probe's sampler and verifier.
 
-Run: ``mtarl evaluate --settings JSON --model DIR --model-name M --task T --run RUN --problems eval.parquet
---samples S.parquet --scores C.parquet``
+Run: ``mtarl evaluate --settings JSON --model DIR --model-name M --task T --benchmark B --run RUN
+--problems B.parquet --samples S.parquet --scores C.parquet``
 
 ``RUN`` is ``base`` or ``<variant>-s<seed>``. Scores schema, one row per metric:
-``metric`` str (``avg@k`` or ``pass@k``), ``k`` int, ``value`` float, ``model``, ``task``, ``variant`` str,
+``metric`` str (``avg@k`` or ``pass@k``), ``k`` int, ``value`` float, ``model``, ``task``, ``benchmark``, ``variant`` str,
 ``seed`` int (null for the base model). avg@k uses all ``n`` samples (k = n); pass@k is given for k = 1, 2, 4, ... n.
 """
 
@@ -26,20 +26,21 @@ def score_table(samples: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def run(settings: dict, model: str, model_name: str, task: str, run_name: str, problems: str, samples_path: str,
-        scores_path: str) -> pl.DataFrame:
+def run(settings: dict, model: str, model_name: str, task: str, benchmark: str, run_name: str, problems: str,
+        samples_path: str, scores_path: str) -> pl.DataFrame:
     evaluation, sampling = settings["evaluate"], settings["sampling"]
     variant, seed = parse_run(run_name)
     params = scoring.sampling_params(sampling, n=evaluation["n"], seed=evaluation["seed"], top_p=evaluation["top_p"])
     samples = scoring.score_model(model, problems, sampling, params, evaluation.get("n_problems"))
     scores = score_table(samples).with_columns(
-        model=pl.lit(model_name), task=pl.lit(task), variant=pl.lit(variant), seed=pl.lit(seed, dtype=pl.Int64)
+        model=pl.lit(model_name), task=pl.lit(task), benchmark=pl.lit(benchmark), variant=pl.lit(variant),
+        seed=pl.lit(seed, dtype=pl.Int64),
     )
     record = io.manifest("evaluate", evaluation["seed"], settings, model=model, run=run_name,
                          sampling=params.to_dict())
     io.write_parquet(samples, samples_path, record)
     io.write_parquet(scores, scores_path, record)
-    print(f"evaluate: {model_name} x {task} [{run_name}]: "
+    print(f"evaluate: {model_name} x {task}/{benchmark} [{run_name}]: "
           + ", ".join(f"{m} {v:.3f}" for m, v in zip(scores["metric"], scores["value"])))
     return scores
 
@@ -48,11 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model directory or hub id")
     parser.add_argument("--model-name", required=True)
     parser.add_argument("--task", required=True)
+    parser.add_argument("--benchmark", required=True, help="the benchmark's name in config")
     parser.add_argument("--run", required=True, help="'base' or '<variant>-s<seed>'")
-    parser.add_argument("--problems", required=True, help="eval-split problem parquet")
+    parser.add_argument("--problems", required=True, help="the benchmark's problem parquet")
     parser.add_argument("--samples", required=True, help="output per-sample parquet")
     parser.add_argument("--scores", required=True, help="output scores parquet")
 
 
 def main(args: argparse.Namespace) -> None:
-    run(args.settings, args.model, args.model_name, args.task, args.run, args.problems, args.samples, args.scores)
+    run(args.settings, args.model, args.model_name, args.task, args.benchmark, args.run, args.problems, args.samples,
+        args.scores)

@@ -1,11 +1,16 @@
-"""Stage ``prepare``: write a task's train and eval splits as parquet.
+"""Stage ``prepare``: write one split of a task, its training set or one of its benchmarks, as parquet.
 
-Run: ``mtarl prepare --task add3 --settings '{"source": "synthetic", ...}' --train T.parquet --eval E.parquet``
+Run: ``mtarl prepare --task add3 --split train --settings TASK_CONFIG_JSON --out results/data/add3/train.parquet``
 
-Problem schema (both splits):
-``id`` str (unique, stable), ``prompt`` str (the user text the model sees), ``answer`` str (gold),
-``task`` str (config name), ``family`` str (verifier family), ``split`` str, ``source`` str.
-The train and eval splits share no problem.
+A task is a training set plus benchmarks. ``source: synthetic`` tasks (the miniature) generate disjoint train and eval
+problems and have one benchmark, named like the task. ``source: datasets`` tasks (the paper study) load a dataset per
+split with ``mtarl.datasets.load_problems`` (hub id or local path), e.g. task ``math``: DeepScaleR to train on,
+benchmarks MATH500, AIME24 and AMC23.
+
+Problem schema: ``id`` str (unique, stable), ``prompt`` str (the user text the model sees), ``answer`` str (gold;
+SynLogic: the game data JSON), ``task`` str (config name), ``family`` str (verifier family), ``split`` str
+(``train`` or ``eval``), ``source`` str; dataset splits add ``subset`` and ``meta``. Rows skipped as bad input are
+counted in the log and the manifest.
 """
 
 from __future__ import annotations
@@ -53,24 +58,36 @@ def problem_table(task: str, fam: arith.Family, split: str, pairs: list[tuple[in
     return pl.DataFrame(rows, schema=PROBLEM_SCHEMA)
 
 
-def run(task: str, settings: dict, train_path: str, eval_path: str) -> None:
-    if settings["source"] != "synthetic":
-        raise NotImplementedError(
-            f"tasks.{task}.source={settings['source']!r}: hub/local datasets come with the datasets issue; "
-            "the miniature uses source 'synthetic'"
-        )
-    splits = synthetic_splits(task, settings["family"], settings["n_train"], settings["n_eval"], settings["seed"])
-    for split, path in (("train", train_path), ("eval", eval_path)):
-        meta = io.manifest("prepare", settings["seed"], settings, task=task, split=split, rows=splits[split].height)
-        io.write_parquet(splits[split], path, meta)
-        print(f"prepare: {task}/{split}: {splits[split].height} problems -> {path}")
+def split_table(task: str, split: str, settings: dict) -> tuple[pl.DataFrame, dict]:
+    """The problems of one split of a task, and a report of how they were read."""
+    if settings["source"] == "synthetic":
+        if split not in ("train", task):
+            raise ValueError(f"synthetic task {task!r} has the splits 'train' and '{task}' (its benchmark), not {split!r}")
+        splits = synthetic_splits(task, settings["family"], settings["n_train"], settings["n_eval"], settings["seed"])
+        table = splits["train" if split == "train" else "eval"]
+        return table, {"rows_kept": table.height}
+    from mtarl.datasets import load_problems  # the hub/datasets stack is needed by dataset tasks only
+
+    spec = settings["train"] if split == "train" else settings["benchmarks"][split]
+    table, report = load_problems(task, spec)
+    return table.with_columns(split=pl.lit("train" if split == "train" else "eval")), report
+
+
+def run(task: str, split: str, settings: dict, out: str) -> pl.DataFrame:
+    table, report = split_table(task, split, settings)
+    if table.is_empty():
+        raise ValueError(f"prepare: {task}/{split} has no problems left ({report})")
+    meta = io.manifest("prepare", settings.get("seed"), settings, task=task, split=split, report=report)
+    io.write_parquet(table, out, meta)
+    print(f"prepare: {task}/{split}: {table.height} problems -> {out}; report {report}")
+    return table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help="task name (a key of config 'tasks')")
-    parser.add_argument("--train", required=True, help="output parquet of the train split")
-    parser.add_argument("--eval", required=True, help="output parquet of the eval split")
+    parser.add_argument("--split", required=True, help="'train' or the name of one of the task's benchmarks")
+    parser.add_argument("--out", required=True, help="output parquet")
 
 
 def main(args: argparse.Namespace) -> None:
-    run(args.task, args.settings, args.train, args.eval)
+    run(args.task, args.split, args.settings, args.out)

@@ -19,7 +19,9 @@ every ``val_every`` steps ``val/avg@<val_n>`` on the eval split. ``examples.json
 ground-truth accuracy of each prompt id's group (the history one-shot selection reads).
 
 Settings map to TRL as in libraries.md 1.3: ``prompts_per_step`` x ``num_generations`` completions per generation
-batch, split into ``steps_per_generation`` optimizer steps; ``max_steps`` and ``save_steps`` count optimizer steps.
+batch, split into ``steps_per_generation`` optimizer steps of ``gradient_accumulation_steps`` micro-batches each (TRL's
+own ``steps_per_generation`` counts micro-batches: ours x accumulation); ``max_steps`` and ``save_steps`` count
+optimizer steps. Single process: with several GPUs per run, micro-batches split further across processes.
 """
 
 from __future__ import annotations
@@ -78,10 +80,12 @@ class StepLogger(TrainerCallback):
 
 def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
     completions_per_generation = settings["prompts_per_step"] * settings["num_generations"]
-    if completions_per_generation % settings["steps_per_generation"]:
+    accumulation = settings["gradient_accumulation_steps"]
+    micro_steps = settings["steps_per_generation"] * accumulation  # TRL counts micro-steps per generation
+    if completions_per_generation % micro_steps:
         raise ValueError(
             f"train: prompts_per_step * num_generations = {completions_per_generation} must be divisible by "
-            f"steps_per_generation = {settings['steps_per_generation']}"
+            f"steps_per_generation * gradient_accumulation_steps = {micro_steps}"
         )
     return GRPOConfig(
         output_dir=str(work_dir),
@@ -90,9 +94,9 @@ def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
         use_cpu=settings["device"] == "cpu",
         bf16=settings["dtype"] == "bfloat16",
         num_generations=settings["num_generations"],
-        per_device_train_batch_size=completions_per_generation // settings["steps_per_generation"],
-        gradient_accumulation_steps=1,
-        steps_per_generation=settings["steps_per_generation"],
+        per_device_train_batch_size=completions_per_generation // micro_steps,
+        gradient_accumulation_steps=accumulation,
+        steps_per_generation=micro_steps,
         num_iterations=1,
         max_steps=settings["max_steps"],
         learning_rate=settings["learning_rate"],
@@ -112,6 +116,7 @@ def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
         max_completion_length=settings["max_completion_length"],
         entropy_coef=settings["entropy_coef"],
         use_vllm=settings["use_vllm"],
+        vllm_mode="colocate",
         vllm_importance_sampling_correction=False,
         save_strategy="steps",
         save_steps=settings["save_steps"],

@@ -14,7 +14,8 @@ wildcard_constraints:
     model=r"[A-Za-z][A-Za-z0-9_.]*",
     task=r"[A-Za-z][A-Za-z0-9_.]*",
     run=r"base|[A-Za-z][A-Za-z0-9_.]*-s\d+",
-    split=r"train|eval",
+    split=r"[A-Za-z][A-Za-z0-9_.]*",
+    benchmark=r"[A-Za-z][A-Za-z0-9_.]*",
 
 
 RESULTS = "results"
@@ -43,10 +44,19 @@ def base_model_input(wildcards):
     return [base_model(wildcards.model)] if is_pretrained(wildcards.model) else []
 
 
+def benchmarks(task):
+    return mtarl_config.benchmarks(config, task)
+
+
+def task_splits(task):
+    """The files of a task: its training set and each benchmark."""
+    return [problems(task, split) for split in ["train", *benchmarks(task)]]
+
+
 def pretrain_problems(wildcards):
     spec = config["models"][wildcards.model]["pretrain"]
     tasks = sorted({*spec["mixture"], spec["select"]["task"]})
-    return [problems(t, s) for t in tasks for s in ("train", "eval")]
+    return [path for task in tasks for path in task_splits(task)]
 
 
 def history_file(wildcards):
@@ -62,7 +72,7 @@ def train_inputs(wildcards):
     inputs = {
         "model": base_model_input(wildcards),
         "problems": problems(wildcards.task, "train"),
-        "eval_problems": problems(wildcards.task, "eval"),
+        "eval_problems": problems(wildcards.task, benchmarks(wildcards.task)[0]),
     }
     history = history_file(wildcards)
     if history:
@@ -91,6 +101,14 @@ def image(kind):
     return config["images"][kind]
 
 
+def uses_gpu(stage):
+    """GPUs a job of ``stage`` needs: training on CUDA, sampling with vLLM or on CUDA."""
+    on_cuda = config["train"]["defaults"]["device"] == "cuda"
+    if stage == "train":
+        return int(on_cuda)
+    return int(on_cuda or config["sampling"]["backend"] == "vllm")
+
+
 def gpu_stage():
     """Probe, train and evaluate run in the GPU image when the study trains on CUDA."""
     return image("gpu" if config["train"]["defaults"]["device"] == "cuda" else "cpu")
@@ -98,6 +116,8 @@ def gpu_stage():
 
 # -- settings passed to each command as JSON (params: a change reruns exactly the jobs that use it) --------------
 def prepare_settings(wildcards):
+    if wildcards.split != "train" and wildcards.split not in benchmarks(wildcards.task):
+        raise WorkflowError(f"task {wildcards.task!r} has no split {wildcards.split!r}")
     return json.dumps(config["tasks"][wildcards.task], sort_keys=True)
 
 
@@ -124,16 +144,22 @@ def analyze_settings(wildcards):
 
 # -- the targets of the whole study -------------------------------------------------------------------------------
 def all_probes():
-    return expand(f"{RESULTS}/probe/{{model}}/{{task}}/passk.parquet", model=config["models"], task=config["tasks"])
+    return [
+        f"{RESULTS}/probe/{model}/{task}/{benchmark}/passk.parquet"
+        for model in config["models"]
+        for task in config["tasks"]
+        for benchmark in benchmarks(task)
+    ]
 
 
 def all_scores():
-    return expand(
-        f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/scores.parquet",
-        model=config["models"],
-        task=config["tasks"],
-        run=["base", *mtarl_config.run_names(config)],
-    )
+    return [
+        f"{RESULTS}/evaluate/{model}/{task}/{run}/{benchmark}/scores.parquet"
+        for model in config["models"]
+        for task in config["tasks"]
+        for run in ["base", *mtarl_config.run_names(config)]
+        for benchmark in benchmarks(task)
+    ]
 
 
 def final_outputs():

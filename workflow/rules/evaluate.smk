@@ -1,22 +1,25 @@
 rule evaluate:
-    """Score a base or trained model on a task's eval split (avg@n and pass@k)."""
+    """Score a base or trained model on one benchmark of a task (avg@n and pass@k)."""
     input:
         model=evaluated_model_input,
-        problems=problems("{task}", "eval"),
+        problems=problems("{task}", "{benchmark}"),
     output:
-        samples=f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/samples.parquet",
-        scores=f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/scores.parquet",
+        samples=f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/{{benchmark}}/samples.parquet",
+        scores=f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/{{benchmark}}/scores.parquet",
     params:
         settings=evaluate_settings,
         model=evaluated_model,
     log:
-        "logs/evaluate/{model}/{task}/{run}.log",
+        "logs/evaluate/{model}/{task}/{run}/{benchmark}.log",
     benchmark:
-        "benchmarks/evaluate/{model}/{task}/{run}.tsv"
+        "benchmarks/evaluate/{model}/{task}/{run}/{benchmark}.tsv"
     threads: 1
+    resources:
+        gpu=uses_gpu("evaluate"),
     container:
         gpu_stage()
     shell:
         "mtarl evaluate --settings {params.settings:q} --threads {threads} --model {params.model:q} "
-        "--model-name {wildcards.model} --task {wildcards.task} --run {wildcards.run} "
+        "--model-name {wildcards.model} --task {wildcards.task} --benchmark {wildcards.benchmark} "
+        "--run {wildcards.run} "
         "--problems {input.problems} --samples {output.samples} --scores {output.scores} > {log} 2>&1"

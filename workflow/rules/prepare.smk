@@ -1,15 +1,14 @@
 rule prepare:
-    """Write a task's train and eval problem tables (schema: mtarl.prepare)."""
+    """Write one split of a task: its training set or one benchmark (schema: mtarl.prepare)."""
     output:
-        train=f"{RESULTS}/data/{{task}}/train.parquet",
-        eval=f"{RESULTS}/data/{{task}}/eval.parquet",
+        f"{RESULTS}/data/{{task}}/{{split}}.parquet",
     params:
         settings=prepare_settings,
     log:
-        "logs/prepare/{task}.log",
+        "logs/prepare/{task}/{split}.log",
     threads: 1
     container:
         image("cpu")
     shell:
-        "mtarl prepare --task {wildcards.task} --settings {params.settings:q} "
-        "--train {output.train} --eval {output.eval} > {log} 2>&1"
+        "mtarl prepare --task {wildcards.task} --split {wildcards.split} --settings {params.settings:q} "
+        "--out {output} > {log} 2>&1"

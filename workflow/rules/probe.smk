@@ -1,22 +1,26 @@
 rule probe:
-    """pass@k of a base model on a task's eval split: the model-task alignment measure."""
+    """pass@k of a base model on one benchmark of a task: the model-task alignment measure."""
     input:
         model=base_model_input,
-        problems=problems("{task}", "eval"),
+        problems=problems("{task}", "{benchmark}"),
     output:
-        samples=f"{RESULTS}/probe/{{model}}/{{task}}/samples.parquet",
-        passk=f"{RESULTS}/probe/{{model}}/{{task}}/passk.parquet",
+        samples=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/samples.parquet",
+        passk=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/passk.parquet",
+        metrics=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/metrics.parquet",
     params:
         settings=probe_settings,
         model=base_model_param,
     log:
-        "logs/probe/{model}/{task}.log",
+        "logs/probe/{model}/{task}/{benchmark}.log",
     benchmark:
-        "benchmarks/probe/{model}/{task}.tsv"
+        "benchmarks/probe/{model}/{task}/{benchmark}.tsv"
     threads: 1
+    resources:
+        gpu=uses_gpu("probe"),
     container:
         gpu_stage()
     shell:
         "mtarl probe --settings {params.settings:q} --threads {threads} --model {params.model:q} "
-        "--model-name {wildcards.model} --task {wildcards.task} --problems {input.problems} "
-        "--samples {output.samples} --passk {output.passk} > {log} 2>&1"
+        "--model-name {wildcards.model} --task {wildcards.task} --benchmark {wildcards.benchmark} "
+        "--problems {input.problems} "
+        "--samples {output.samples} --passk {output.passk} --metrics {output.metrics} > {log} 2>&1"

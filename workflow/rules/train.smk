@@ -16,6 +16,8 @@ rule train:
     benchmark:
         "benchmarks/train/{model}/{task}/{run}.tsv"
     threads: 1
+    resources:
+        gpu=uses_gpu("train"),
     container:
         gpu_stage()
     shell:
