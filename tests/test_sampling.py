@@ -1,6 +1,7 @@
 """The HF sampling backend and the per-sample table shared by probe and evaluate."""
 
 import polars as pl
+import torch
 import pytest
 
 from mtarl import scoring
@@ -53,3 +54,26 @@ def test_sample_and_score_table_schema(sampler):
 def test_unknown_backend_is_a_clear_error(random_model_dir):
     with pytest.raises(ValueError, match="unknown sampling backend 'tgi'"):
         make_sampler("tgi", str(random_model_dir))
+
+
+def test_pinned_stop_tokens_end_a_completion(random_model_dir):
+    model, tokenizer = load(str(random_model_dir))
+    chat = {"stop_tokens": ["</answer>"], "system_prompt": None, "add_generation_prompt": True}
+    sampler = HFSampler(model, tokenizer, chat=chat)
+    ids = tokenizer("<answer>12</answer>34")["input_ids"]
+    completion = sampler._completion(torch.tensor(ids))
+    # kept in the text: only special tokens are dropped when decoding (a real chat model's stop tokens are special)
+    assert (completion.text, completion.finish_reason, completion.n_tokens) == ("<answer>12</answer>", "stop", 4)
+    with pytest.raises(ValueError, match="not in the tokenizer's vocabulary"):
+        HFSampler(model, tokenizer, chat={**chat, "stop_tokens": ["<|im_end|>"]})
+
+
+def test_chat_template_renders_the_pinned_system_turn(random_model_dir):
+    from mtarl.sampling import render_prompt
+
+    _, tokenizer = load(str(random_model_dir))
+    tokenizer.chat_template = "{% for m in messages %}{{ m['role'][0] }}:{{ m['content'] }};{% endfor %}a:"
+    chat = {"system_prompt": "be", "add_generation_prompt": True}
+    assert render_prompt(tokenizer, "1+1=", chat) == "s:be;u:1+1=;a:"
+    assert render_prompt(tokenizer, "1+1=", {**chat, "system_prompt": None}) == "u:1+1=;a:"
+    assert render_prompt(tokenizer, "1+1=", None) == "1+1="

@@ -34,3 +34,17 @@ def test_saved_tokenizer_loads_offline_with_auto_tokenizer(tmp_path):
     assert loaded(text)["input_ids"] == tok(text)["input_ids"]
     assert loaded.padding_side == "left"
     assert (loaded.pad_token, loaded.eos_token) == ("<pad>", "<eos>")
+
+
+def test_model_directory_loads_the_same_tokenizer(tmp_path):
+    """Beside a Qwen2 config.json, AutoTokenizer alone would rebuild Qwen2's byte-level tokenizer."""
+    from mtarl.modeling import build_tiny_model, load
+
+    tok = build_char_tokenizer()
+    build_tiny_model(tok, seed=0, num_hidden_layers=1, hidden_size=16, intermediate_size=16, num_attention_heads=2,
+                     num_key_value_heads=2).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    _, loaded = load(str(tmp_path))
+    text = "12+34=<think></think><answer>46</answer>"
+    assert loaded(text)["input_ids"] == tok(text)["input_ids"]
+    assert loaded.decode(tok(text)["input_ids"]) == text

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 RULES = ("prepare", "pretrain", "probe", "train", "evaluate", "analyze")
 
@@ -69,3 +70,65 @@ def test_smoke_study_runs_end_to_end(repo, tmp_path):
     changed = snakemake(repo, tmp_path, "-n", "--configfile", str(repo / "config/smoke.yaml"),
                         str(tmp_path / "fewer_samples.yaml"))
     assert job_counts(changed.stdout) == {"evaluate": 12, "analyze": 1, "all": 1}, changed.stdout[-2000:]
+
+
+PAPER_JOBS = {
+    # 2 train sets + MATH500, AIME24, AMC23, SynLogic validation and 5 KOR-Bench categories
+    "prepare": 11,
+    # 2 models x 9 benchmarks
+    "probe": 18,
+    # 2 models x 2 domains x (9 official variants + 3 Zhu et al. variants) x 1 seed: 36 official runs + 12
+    "train": 48,
+    # 2 models x 9 benchmarks x (base + 12 trained runs)
+    "evaluate": 234,
+    "analyze": 1,
+    "all": 1,
+}
+
+
+def paper_args(repo: Path, *extra: str) -> list[str]:
+    return ["--configfile", str(repo / "config/paper.yaml"), *extra, "--replace-workflow-config"]
+
+
+def test_paper_configuration_plans_the_whole_study(repo, tmp_path):
+    result = snakemake(repo, tmp_path, "-n", *paper_args(repo))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert job_counts(result.stdout) == PAPER_JOBS
+    train_jobs = result.stdout.split("rule train:")[1:]
+    assert all("gpu=1" in job.split("rule ")[0] for job in train_jobs), "every training job asks for a GPU"
+    lint = snakemake(repo, tmp_path, "--lint", *paper_args(repo))
+    assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
+
+
+def test_paper_prepare_runs_on_local_dataset_copies(repo, tmp_path):
+    fixtures = repo / "tests/fixtures"
+    local = {
+        "tasks": {
+            "math": {
+                "train": {"path": str(fixtures / "deepscaler/deepscaler.json")},
+                "benchmarks": {
+                    "math500": {"path": str(fixtures / "math500/test.jsonl")},
+                    "aime24": {"path": str(fixtures / "aime24")},
+                    "amc23": {"path": str(fixtures / "amc23")},
+                },
+            },
+            "logic": {
+                "train": {"path": str(fixtures / "synlogic")},
+                "benchmarks": {name: {"path": str(fixtures / "korbench")} for name in
+                               ("kor_operation", "kor_logic", "kor_cipher", "kor_puzzle", "kor_counterfactual")}
+                | {"synlogic": {"path": str(fixtures / "synlogic")}},
+            },
+        }
+    }
+    (tmp_path / "local.yaml").write_text(yaml.safe_dump(local))
+    env_args = paper_args(repo, str(tmp_path / "local.yaml"))
+    result = snakemake(repo, tmp_path, "--cores", "2", "--until", "prepare", *env_args, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert job_counts(result.stdout + result.stderr) == {"prepare": 11}
+    math500 = pl.read_parquet(tmp_path / "results/data/math/math500.parquet")
+    assert set(math500["family"]) == {"math"} and set(math500["split"]) == {"eval"}
+    assert math500["prompt"][0].startswith("Solve the following problem step by step.")
+    operation = pl.read_parquet(tmp_path / "results/data/logic/kor_operation.parquet")
+    assert set(operation["family"]) == {"korbench:operation"}
+    train = pl.read_parquet(tmp_path / "results/data/logic/train.parquet")
+    assert all(f.startswith("synlogic:") for f in train["family"]) and set(train["split"]) == {"train"}

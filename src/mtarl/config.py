@@ -101,6 +101,10 @@ def cross_field_errors(config: dict) -> list[str]:
         if config["sampling"]["chat_template"]:
             errors.append(f"config key 'sampling.chat_template': model '{name}' is pretrained here and its "
                           "tokenizer has no chat template; set it to false")
+    for name, model in config["models"].items():
+        if model["source"] == "hub" and config["sampling"]["chat_template"] and not model.get("chat"):
+            errors.append(f"config key 'models.{name}.chat' is missing: sampling.chat_template is on, so the model's "
+                          "pinned chat settings must be named (qwen2.5 or llama3.1)")
     for variant in config["train"]["variants"]:
         if variant not in config["train"]["variant_settings"]:
             known = ", ".join(config["train"]["variant_settings"])

@@ -31,13 +31,14 @@ def run(settings: dict, model: str, model_name: str, task: str, benchmark: str, 
     evaluation, sampling = settings["evaluate"], settings["sampling"]
     variant, seed = parse_run(run_name)
     params = scoring.sampling_params(sampling, n=evaluation["n"], seed=evaluation["seed"], top_p=evaluation["top_p"])
-    samples = scoring.score_model(model, problems, sampling, params, evaluation.get("n_problems"))
+    chat = scoring.chat_for(sampling, settings.get("chat"))
+    samples = scoring.score_model(model, problems, sampling, params, evaluation.get("n_problems"), chat)
     scores = score_table(samples).with_columns(
         model=pl.lit(model_name), task=pl.lit(task), benchmark=pl.lit(benchmark), variant=pl.lit(variant),
         seed=pl.lit(seed, dtype=pl.Int64),
     )
     record = io.manifest("evaluate", evaluation["seed"], settings, model=model, run=run_name,
-                         sampling=params.to_dict())
+                         sampling=params.to_dict(), chat=chat)
     io.write_parquet(samples, samples_path, record)
     io.write_parquet(scores, scores_path, record)
     print(f"evaluate: {model_name} x {task}/{benchmark} [{run_name}]: "

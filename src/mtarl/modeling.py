@@ -6,8 +6,14 @@ transformers config; ``load`` is the one place where stages load a model and tok
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, Qwen2Config
+from transformers import (AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase,
+                          PreTrainedTokenizerFast, Qwen2Config)
+
+from mtarl.tokenizer import MARKER
 
 TINY_DEFAULTS = dict(
     hidden_size=128,
@@ -37,9 +43,17 @@ def build_tiny_model(tokenizer: PreTrainedTokenizerBase, seed: int, **arch) -> P
     return model
 
 
+def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model directory or hub id, with left padding; mtarl's character tokenizer by its class."""
+    config_file = Path(path) / "tokenizer_config.json"
+    if config_file.exists() and json.loads(config_file.read_text()).get(MARKER):
+        return PreTrainedTokenizerFast.from_pretrained(path, padding_side="left")
+    return AutoTokenizer.from_pretrained(path, padding_side="left")
+
+
 def load(path: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from a local directory or hub id (left padding for batched sampling)."""
-    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+    tokenizer = load_tokenizer(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))

@@ -142,7 +142,7 @@ def run(settings: dict, sampling: dict, problems: pl.DataFrame, out_dir: str, cu
         optimizer.zero_grad(set_to_none=True)
         if step % settings["eval_every"] and step != settings["max_steps"]:
             continue
-        point = {"step": step, "loss": float(loss), **measure(model, tokenizer, selection, select, sampling, seed)}
+        point = {"step": step, "loss": loss.item(), **measure(model, tokenizer, selection, select, sampling, seed)}
         point["distance"] = distance_to_range(point["pass_at_k"], select["min"], select["max"])
         curve.append(point)
         print(f"pretrain: step {step} loss {point['loss']:.3f} pass@1 {point['pass_at_1']:.3f} "

@@ -26,13 +26,15 @@ def run(settings: dict, model: str, model_name: str, task: str, benchmark: str, 
     probe, sampling = settings["probe"], settings["sampling"]
     params = scoring.sampling_params(sampling, n=probe["n"], seed=probe["seed"])
     started = time.time()
-    samples = scoring.score_model(model, problems, sampling, params, probe.get("n_problems"))
+    chat = scoring.chat_for(sampling, settings.get("chat"))
+    samples = scoring.score_model(model, problems, sampling, params, probe.get("n_problems"), chat)
     elapsed = time.time() - started
     names = dict(model=pl.lit(model_name), task=pl.lit(task), benchmark=pl.lit(benchmark))
     table = metrics.pass_at_k_table(samples).with_columns(**names)
     full = metrics.probe_metrics_table(samples, n_boot=probe["n_boot"], seed=probe["seed"]).with_columns(**names)
     record = io.manifest("probe", probe["seed"], settings, model=model, model_name=model_name, task=task,
-                         backend=sampling["backend"], sampling=params.to_dict(), wall_seconds=round(elapsed, 1))
+                         backend=sampling["backend"], sampling=params.to_dict(), chat=chat,
+                         wall_seconds=round(elapsed, 1))
     io.write_parquet(samples, samples_path, record)
     io.write_parquet(table, passk_path, record)
     io.write_parquet(full, metrics_path, record)

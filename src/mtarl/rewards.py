@@ -116,9 +116,10 @@ class RewardFunction:
         self.__name__ = reward
         self.last_verdicts: list[Verdict] = []
 
-    def __call__(self, completions: list[str], answer: list[str], family: list[str], id: list[str],
+    def __call__(self, completions: list, answer: list[str], family: list[str], id: list[str],
                  trainer_state=None, log_metric=None, **_) -> list[float]:
-        verdicts = [tasks.verify(f, c, a) for c, a, f in zip(completions, answer, family, strict=True)]
+        texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]  # chat: the assistant turn
+        verdicts = tasks.verify_batch(family, texts, answer)
         self.last_verdicts = verdicts
         if log_metric is not None:
             log_metric("gt_accuracy", sum(v.correct for v in verdicts) / len(verdicts))

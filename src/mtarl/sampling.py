@@ -50,22 +50,49 @@ def chunk_seed(seed: int, first_prompt_index: int) -> int:
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+def stop_token_ids(tokenizer, chat: dict | None) -> list[int]:
+    """EOS plus the pinned stop tokens of the model's chat settings (mtarl.prompts.CHAT_SETTINGS)."""
+    ids = [tokenizer.eos_token_id]
+    for token in (chat or {}).get("stop_tokens", []):
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == tokenizer.unk_token_id:
+            raise ValueError(f"stop token {token!r} of the chat settings is not in the tokenizer's vocabulary")
+        if token_id not in ids:
+            ids.append(token_id)
+    return ids
+
+
+def render_prompt(tokenizer, prompt: str, chat: dict | None) -> str:
+    """The text the model sees: the prompt itself, or the chat template around it with the pinned system turn."""
+    if chat is None:
+        return prompt
+    from mtarl.prompts import chat_messages
+
+    messages = chat_messages(prompt, chat["system_prompt"])
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=chat["add_generation_prompt"], tokenize=False)
+
+
 class HFSampler:
-    """Batched sampling with ``transformers`` ``generate``: ``max_batch_sequences`` sequences per call."""
+    """Batched sampling with ``transformers`` ``generate``: ``max_batch_sequences`` sequences per call.
+
+    ``chat``: the model's pinned chat settings (``mtarl.prompts.CHAT_SETTINGS``), or None to feed prompts as they are.
+    """
 
     name = "hf"
 
-    def __init__(self, model, tokenizer, max_batch_sequences: int = 4096, chat_template: bool = False):
+    def __init__(self, model, tokenizer, max_batch_sequences: int = 4096, chat: dict | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_sequences = max_batch_sequences
-        self.chat_template = chat_template
+        self.chat = chat
+        self.stop_ids = stop_token_ids(tokenizer, chat)
+
+    @property
+    def chat_template(self) -> bool:
+        return self.chat is not None
 
     def render(self, prompt: str) -> str:
-        if not self.chat_template:
-            return prompt
-        messages = [{"role": "user", "content": prompt}]
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return render_prompt(self.tokenizer, prompt, self.chat)
 
     @torch.no_grad()
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
@@ -93,7 +120,7 @@ class HFSampler:
             max_new_tokens=params.max_new_tokens,
             num_return_sequences=1 if greedy else params.n,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
+            eos_token_id=self.stop_ids,
         )
         generated = output[:, batch["input_ids"].shape[1] :]
         completions = [self._completion(row) for row in generated]
@@ -103,9 +130,9 @@ class HFSampler:
 
     def _completion(self, token_ids: torch.Tensor) -> Completion:
         ids = token_ids.tolist()
-        eos = self.tokenizer.eos_token_id
-        if eos in ids:
-            ids = ids[: ids.index(eos) + 1]
+        stop = next((i for i, t in enumerate(ids) if t in self.stop_ids), None)
+        if stop is not None:
+            ids = ids[: stop + 1]
             reason = "stop"
         else:
             reason = "length"
@@ -113,14 +140,14 @@ class HFSampler:
         return Completion(text=text, n_tokens=len(ids), finish_reason=reason)
 
 
-def make_sampler(backend: str, model_path: str, *, max_batch_sequences: int = 4096, chat_template: bool = False,
+def make_sampler(backend: str, model_path: str, *, max_batch_sequences: int = 4096, chat: dict | None = None,
                  dtype: str = "float32") -> Sampler:
-    """The configured backend for the model at ``model_path``."""
+    """The configured backend for the model at ``model_path`` (``chat``: its pinned chat settings, or None)."""
     if backend == "hf":
         from mtarl.modeling import load
 
         model, tokenizer = load(model_path, dtype=dtype)
-        return HFSampler(model, tokenizer, max_batch_sequences=max_batch_sequences, chat_template=chat_template)
+        return HFSampler(model, tokenizer, max_batch_sequences=max_batch_sequences, chat=chat)
     if backend == "vllm":
         raise NotImplementedError(
             "sampling.backend 'vllm' is planned (alignment-probe issue); use backend 'hf' for now"

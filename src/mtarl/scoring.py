@@ -27,22 +27,25 @@ SAMPLE_SCHEMA = {
 def sample_and_score(sampler: Sampler, problems: pl.DataFrame, params: SamplingParams) -> pl.DataFrame:
     """``params.n`` scored samples for every row of ``problems`` (columns ``id``, ``prompt``, ``answer``, ``family``)."""
     outputs = sampler.generate(problems["prompt"].to_list(), params)
+    flat = [(problem, index, completion) for problem, completions in zip(problems.iter_rows(named=True), outputs,
+                                                                         strict=True)
+            for index, completion in enumerate(completions)]
+    verdicts = tasks.verify_batch([p["family"] for p, _, _ in flat], [c.text for _, _, c in flat],
+                                  [p["answer"] for p, _, _ in flat])
     rows = []
-    for problem, completions in zip(problems.iter_rows(named=True), outputs, strict=True):
-        for index, completion in enumerate(completions):
-            verdict = tasks.verify(problem["family"], completion.text, problem["answer"])
-            rows.append(
-                {
-                    "problem_id": problem["id"],
-                    "sample": index,
-                    "completion": completion.text,
-                    "extracted": verdict.extracted,
-                    "format_ok": verdict.format_ok,
-                    "correct": verdict.correct,
-                    "n_tokens": completion.n_tokens,
-                    "finish_reason": completion.finish_reason,
-                }
-            )
+    for (problem, index, completion), verdict in zip(flat, verdicts):
+        rows.append(
+            {
+                "problem_id": problem["id"],
+                "sample": index,
+                "completion": completion.text,
+                "extracted": verdict.extracted,
+                "format_ok": verdict.format_ok,
+                "correct": verdict.correct,
+                "n_tokens": completion.n_tokens,
+                "finish_reason": completion.finish_reason,
+            }
+        )
     return pl.DataFrame(rows, schema=SAMPLE_SCHEMA)
 
 
@@ -52,12 +55,23 @@ def sampling_params(sampling: dict, n: int, seed: int, **overrides) -> SamplingP
     return SamplingParams(n=n, seed=seed, **{**values, **overrides})
 
 
+def chat_for(sampling: dict, chat_name: str | None) -> dict | None:
+    """The pinned chat settings the sampler applies: none unless ``sampling.chat_template`` is on."""
+    if not sampling["chat_template"]:
+        return None
+    from mtarl.prompts import chat_settings
+
+    if chat_name is None:
+        raise ValueError("sampling.chat_template is on but the model has no 'chat' key naming its pinned settings")
+    return chat_settings(chat_name)
+
+
 def score_model(model: str, problems_path: str, sampling: dict, params: SamplingParams,
-                n_problems: int | None = None) -> pl.DataFrame:
+                n_problems: int | None = None, chat: dict | None = None) -> pl.DataFrame:
     """Load ``model`` with the configured backend and score ``params.n`` samples on the problems of a split."""
     problems = pl.read_parquet(problems_path)
     if n_problems:
         problems = problems.head(n_problems)
     sampler = make_sampler(sampling["backend"], model, max_batch_sequences=sampling["max_batch_sequences"],
-                           chat_template=sampling["chat_template"], dtype=sampling["dtype"])
+                           chat=chat, dtype=sampling["dtype"])
     return sample_and_score(sampler, problems, params)

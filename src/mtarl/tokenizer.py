@@ -15,6 +15,10 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
+# Written into tokenizer_config.json: beside a Qwen2 config.json, AutoTokenizer would rebuild the tokenizer as Qwen2's
+# byte-level one (splitting the tags, dropping "<" and ">"), so mtarl.modeling.load reads this marker and loads the
+# tokenizer by its own class.
+MARKER = "mtarl_char_tokenizer"
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 CHARACTERS = string.digits + "+-*/=()., ?:" + string.ascii_lowercase
 
@@ -28,4 +32,5 @@ def build_char_tokenizer(characters: str = CHARACTERS) -> PreTrainedTokenizerFas
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token=PAD, eos_token=EOS, unk_token=UNK, padding_side="left"
     )
+    tok.init_kwargs[MARKER] = True
     return tok

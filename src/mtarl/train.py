@@ -43,7 +43,8 @@ from mtarl import io, oneshot, scoring
 from mtarl.modeling import load
 from mtarl.rewards import GROUP_REWARDS, RewardFunction
 from mtarl.rl import MtarlGRPOTrainer, VariantSpec
-from mtarl.sampling import HFSampler, SamplingParams
+from mtarl.prompts import chat_settings
+from mtarl.sampling import HFSampler, SamplingParams, stop_token_ids
 
 LOG_NAME = "metrics.jsonl"
 EXAMPLES_NAME = "examples.jsonl"
@@ -53,8 +54,9 @@ FINGERPRINT_NAME = "mtarl_fingerprint.json"
 class StepLogger(TrainerCallback):
     """Append each optimizer step's logs to metrics.jsonl, with validation avg@k every ``val_every`` steps."""
 
-    def __init__(self, path: Path, settings: dict, eval_problems: pl.DataFrame, tokenizer):
+    def __init__(self, path: Path, settings: dict, eval_problems: pl.DataFrame, tokenizer, chat: dict | None):
         self.path, self.settings, self.eval_problems, self.tokenizer = path, settings, eval_problems, tokenizer
+        self.chat = chat
         self.pending: dict = {}
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
@@ -67,7 +69,7 @@ class StepLogger(TrainerCallback):
                                 temperature=self.settings["temperature"], top_p=self.settings["val_top_p"], seed=step)
         was_training = model.training
         model.eval()
-        samples = scoring.sample_and_score(HFSampler(model, self.tokenizer), self.eval_problems, params)
+        samples = scoring.sample_and_score(HFSampler(model, self.tokenizer, chat=self.chat), self.eval_problems, params)
         model.train(was_training)
         return {f"val/avg@{params.n}": float(samples["correct"].mean())}
 
@@ -147,6 +149,15 @@ def variant_spec(settings: dict) -> VariantSpec:
     )
 
 
+def as_chat(problems: pl.DataFrame, chat: dict | None) -> pl.DataFrame:
+    """Prompts as chat messages when the model has pinned chat settings, so TRL applies its chat template."""
+    if chat is None:
+        return problems
+    from mtarl.prompts import chat_messages
+
+    return problems.with_columns(prompt=pl.Series([chat_messages(p, chat["system_prompt"]) for p in problems["prompt"]]))
+
+
 def training_problems(settings: dict, problems_path: str, history_path: str | None) -> tuple[pl.DataFrame, dict]:
     """The training set (one example replicated for one-shot variants) and a record of how it was made."""
     problems = pl.read_parquet(problems_path).select("id", "prompt", "answer", "family")
@@ -192,7 +203,10 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
     work = Path(work_dir)
     checkpoint = prepare_work_dir(work, fingerprint(settings, model_path, problems_path, eval_path, history_path))
     model, tokenizer = load(model_path, dtype=settings["dtype"])
+    chat = chat_settings(settings["chat"]) if settings.get("chat") else None
+    model.generation_config.eos_token_id = stop_token_ids(tokenizer, chat)  # TRL stops rollouts on these
     problems, data_record = training_problems(settings, problems_path, history_path)
+    problems = as_chat(problems, chat)
     eval_problems = pl.read_parquet(eval_path).head(settings["val_problems"])
     reward_function = RewardFunction(settings["reward"], seed=settings["seed"], gate=settings["gate"], p=settings["p"])
     trainer = MtarlGRPOTrainer(
@@ -203,14 +217,14 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
         args=grpo_config(settings, work),
         train_dataset=Dataset.from_dict(problems.to_dict(as_series=False)),
         processing_class=tokenizer,
-        callbacks=[StepLogger(work / LOG_NAME, settings, eval_problems, tokenizer)],
+        callbacks=[StepLogger(work / LOG_NAME, settings, eval_problems, tokenizer, chat)],
     )
     started = time.time()
     trainer.train(resume_from_checkpoint=checkpoint)
     record = io.manifest("train", settings["seed"], settings, model=model_path, resumed_from=checkpoint,
                          data=data_record, global_step=trainer.state.global_step,
                          wall_seconds=round(time.time() - started, 1), vllm_importance_sampling_correction=False,
-                         self_certainty_logprobs="recomputed with the pre-update policy")
+                         self_certainty_logprobs="recomputed with the pre-update policy", chat=chat)
     with io.atomic_dir(out_dir) as tmp:
         trainer.save_model(str(tmp))
         tokenizer.save_pretrained(tmp)

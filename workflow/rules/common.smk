@@ -125,17 +125,25 @@ def pretrain_settings(wildcards):
     return json.dumps(mtarl_config.pretrain_settings(config, wildcards.model), sort_keys=True)
 
 
+def chat_name(model):
+    return config["models"][model].get("chat")
+
+
 def probe_settings(wildcards):
-    return json.dumps(mtarl_config.stage_settings(config, "probe", "sampling"), sort_keys=True)
+    settings = mtarl_config.stage_settings(config, "probe", "sampling")
+    return json.dumps({**settings, "chat": chat_name(wildcards.model)}, sort_keys=True)
 
 
 def train_settings(wildcards):
     variant, seed = mtarl_config.parse_run(wildcards.run)
-    return json.dumps(mtarl_config.train_settings(config, variant, seed), sort_keys=True)
+    settings = mtarl_config.train_settings(config, variant, seed)
+    chat = chat_name(wildcards.model) if config["sampling"]["chat_template"] else None
+    return json.dumps({**settings, "chat": chat}, sort_keys=True)
 
 
 def evaluate_settings(wildcards):
-    return json.dumps(mtarl_config.stage_settings(config, "evaluate", "sampling"), sort_keys=True)
+    settings = mtarl_config.stage_settings(config, "evaluate", "sampling")
+    return json.dumps({**settings, "chat": chat_name(wildcards.model)}, sort_keys=True)
 
 
 def analyze_settings(wildcards):

@@ -64,6 +64,29 @@ def verify(family: str, completion: str, gold: str) -> Verdict:
     return Verdict(extracted=extracted, format_ok=has_format(completion), accurate=accurate)
 
 
-from mtarl.tasks import arith  # noqa: E402  (registers the miniature families)
+def verify_batch(families: list[str], completions: list[str], golds: list[str]) -> list[Verdict]:
+    """``verify`` for many completions; math answers are checked together (deduplicated, in worker processes)."""
+    extracted = [extract_answer(c) for c in completions]
+    formats = [has_format(c) for c in completions]
+    accurate: list[bool | None] = [None] * len(completions)
+    math_rows = [i for i, f in enumerate(families) if f == "math" and extracted[i] is not None]
+    if math_rows:
+        results = math.verify_many([(extracted[i], golds[i]) for i in math_rows])
+        for i, ok in zip(math_rows, results):
+            accurate[i] = ok
+    for i, family in enumerate(families):
+        if accurate[i] is None:
+            try:
+                check = _CHECKERS[family]
+            except KeyError:
+                raise ValueError(f"unknown task family {family!r}; known: {', '.join(known_families())}") from None
+            accurate[i] = extracted[i] is not None and check(extracted[i], golds[i])
+    return [Verdict(e, f, bool(a)) for e, f, a in zip(extracted, formats, accurate)]
 
-__all__ = ["Verdict", "arith", "extract_answer", "has_format", "known_families", "register", "verify"]
+
+from mtarl.tasks import arith  # noqa: E402  (registers the miniature families)
+from mtarl.tasks import math  # noqa: E402  (registers the paper's math family)
+from mtarl.tasks import korbench, synlogic  # noqa: E402  (registers the SynLogic-Easy and KOR-Bench families)
+
+__all__ = ["Verdict", "arith", "extract_answer", "has_format", "known_families", "register", "verify",
+           "verify_batch"]
