@@ -52,7 +52,7 @@ def broken(config, path, value=None, delete=False):
          "config key 'models.aligned.pretrain.select.on_miss'"),
         (["models", "weak", "pretrain", "mixture"], {"add4": 1.0}, False,
          "config key 'models.weak.pretrain.mixture.add4': no synthetic task 'add4' in 'tasks'"),
-        (["analyze", "alignment_k"], 128, False, "config key 'analyze.alignment_k': 128 exceeds probe.n = 64"),
+        (["probe", "alignment", "k"], 128, False, "config key 'probe.alignment.k': 128 exceeds probe.n = 64"),
     ],
 )
 def test_bad_values_name_their_key(default, path, value, delete, message):

@@ -136,6 +136,51 @@ def test_canonical_answers_vote_together():
     assert rewards.canonical_answer("add3", None) is None
 
 
+def test_math_answers_vote_by_equivalence():
+    keys = rewards.vote_keys("math", ["\\frac{1}{2}", "0.5", "2", None, "1/2"])
+    assert keys[0] == keys[1] == keys[4] and keys[2] != keys[0] and keys[3] is None
+    assert rewards.majority_rewards(keys, [True] * 5, 5) == [1.0, 1.0, 0.0, 0.0, 1.0]
+
+
+GOOD, WRONG, BARE = ("<think>ok</think><answer>579</answer>", "<think>ok</think><answer>578</answer>",
+                     "<answer>579</answer>")
+
+
+@pytest.mark.parametrize(
+    "reward, gate, expected",
+    [
+        ("ground_truth", True, [1.0, 0.0, 0.0]),
+        ("incorrect", True, [0.0, 1.0, 0.0]),
+        ("incorrect", False, [0.0, 1.0, 0.0]),  # the bare answer is right, so ungated incorrect is 0 too
+        ("format", True, [1.0, 1.0, 0.0]),
+        ("constant", True, [0.0, 0.0, 0.0]),
+    ],
+)
+def test_reward_functions_on_crafted_completions(reward, gate, expected):
+    fn = rewards.RewardFunction(reward, gate=gate)
+    logged = {}
+    out = fn([GOOD, WRONG, BARE], answer=["579"] * 3, family=["add3"] * 3, id=["a", "b", "c"],
+             log_metric=lambda name, value: logged.setdefault(name, value))
+    assert out == expected
+    assert logged == {"gt_accuracy": pytest.approx(1 / 3), "format_rate": pytest.approx(2 / 3)}
+
+
+def test_random_reward_function_is_gated_and_seeded():
+    class State:
+        global_step = 7
+
+    completions = [GOOD, BARE] * 50
+    ids = [f"p{i // 2}" for i in range(100)]
+    gated = rewards.RewardFunction("random", seed=1, gate=True)(completions, ["579"] * 100, ["add3"] * 100, ids,
+                                                                  trainer_state=State())
+    ungated = rewards.RewardFunction("random", seed=1, gate=False)(completions, ["579"] * 100, ["add3"] * 100, ids,
+                                                                    trainer_state=State())
+    assert all(g == 0.0 for g in gated[1::2])  # unformatted samples never get the gated random reward
+    assert gated[0::2] == ungated[0::2] and 0 < sum(ungated) < 100
+    assert ungated == rewards.RewardFunction("random", seed=1, gate=False)(
+        completions, ["579"] * 100, ["add3"] * 100, ids, trainer_state=State())
+
+
 def test_reward_function_rejects_unknown_reward():
     with pytest.raises(ValueError, match="unknown reward 'lucky'"):
         rewards.RewardFunction("lucky")

@@ -112,9 +112,17 @@ def cross_field_errors(config: dict) -> list[str]:
                           f"'train.variant_settings'; defined: {known})")
             continue
         errors += variant_errors(config, variant)
-    if config["analyze"]["alignment_k"] > config["probe"]["n"]:
-        errors.append(f"config key 'analyze.alignment_k': {config['analyze']['alignment_k']} exceeds probe.n = "
-                      f"{config['probe']['n']}")
+    probe = config["probe"]
+    if probe["alignment"]["k"] > probe["n"]:
+        errors.append(f"config key 'probe.alignment.k': {probe['alignment']['k']} exceeds probe.n = {probe['n']}")
+    check = probe["alignment"]
+    if probe["contamination"]["enabled"]:
+        if check["rouge_l_threshold"] is None and check["em_threshold"] is None:
+            errors.append("config key 'probe.alignment.rouge_l_threshold': set it or em_threshold, since "
+                          "probe.contamination is enabled")
+        if check["contamination_ratio"] not in probe["contamination"]["ratios"]:
+            errors.append(f"config key 'probe.alignment.contamination_ratio': {check['contamination_ratio']} is not "
+                          "one of probe.contamination.ratios")
     return errors
 
 

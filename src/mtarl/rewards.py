@@ -79,6 +79,24 @@ def canonical_answer(family: str, answer: str | None) -> str | None:
     return text
 
 
+def vote_keys(family: str, answers: Sequence[str | None]) -> list[str | None]:
+    """Keys under which one group's answers vote: math answers join the class of the first equivalent answer
+    (math-verify), every other family votes by ``canonical_answer``."""
+    keys = [canonical_answer(family, a) for a in answers]
+    if family != "math":
+        return keys
+    from mtarl.tasks.math import verify_many
+
+    representatives: list[str] = []
+    cluster: dict[str, str] = {}
+    for key in dict.fromkeys(k for k in keys if k is not None):
+        same = verify_many([(key, rep) for rep in representatives]) if representatives else []
+        cluster[key] = next((rep for rep, ok in zip(representatives, same) if ok), key)
+        if cluster[key] == key:
+            representatives.append(key)
+    return [None if k is None else cluster[k] for k in keys]
+
+
 def majority_rewards(keys: Sequence[str | None], formats: Sequence[bool], group_size: int,
                      gate: bool = True, voters: str = "formatted") -> list[float]:
     """TTRL rewards of contiguous groups: 1 for a sample whose answer is its group's majority answer.

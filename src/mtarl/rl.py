@@ -166,10 +166,14 @@ class MtarlGRPOTrainer(GRPOTrainer):
 
     def _majority_rewards(self, inputs) -> torch.Tensor:
         verdicts = self.reward_function.last_verdicts
-        local = [(R.canonical_answer(x["family"], v.extracted), v.format_ok) for x, v in zip(inputs, verdicts)]
+        local = [(x["family"], v.extracted, v.format_ok) for x, v in zip(inputs, verdicts)]
         everything = gather_object(local)  # whole groups, whatever the process layout
-        keys, formats = zip(*everything)
-        values = R.majority_rewards(keys, formats, self.num_generations, self.variant.gate, self.variant.voters)
+        G, keys = self.num_generations, []
+        for start in range(0, len(everything), G):
+            group = everything[start : start + G]
+            keys += R.vote_keys(group[0][0], [answer for _, answer, _ in group])
+        formats = [fmt for _, _, fmt in everything]
+        values = R.majority_rewards(keys, formats, G, self.variant.gate, self.variant.voters)
         return torch.tensor(values, dtype=torch.float32)
 
     @torch.no_grad()

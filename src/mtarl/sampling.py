@@ -149,7 +149,7 @@ def make_sampler(backend: str, model_path: str, *, max_batch_sequences: int = 40
         model, tokenizer = load(model_path, dtype=dtype)
         return HFSampler(model, tokenizer, max_batch_sequences=max_batch_sequences, chat=chat)
     if backend == "vllm":
-        raise NotImplementedError(
-            "sampling.backend 'vllm' is planned (alignment-probe issue); use backend 'hf' for now"
-        )
+        from mtarl.sampling_vllm import VLLMSampler  # imported only when chosen: CPU runs never need vLLM
+
+        return VLLMSampler(model_path, dtype=dtype, chat=chat)
     raise ValueError(f"unknown sampling backend {backend!r}: choose 'hf' or 'vllm'")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from mtarl import tasks
-from mtarl.sampling import Sampler, SamplingParams, make_sampler
+from mtarl.sampling import Sampler, SamplingParams, make_sampler  # noqa: F401  (make_sampler: stages use it)
 
 SAMPLE_SCHEMA = {
     "problem_id": pl.String,

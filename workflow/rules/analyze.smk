@@ -1,10 +1,12 @@
 rule analyze:
     """Aggregate probes and evaluations into the summary table, the pass@k figure and a report."""
     input:
-        passk=all_probes(),
+        passk=all_probes("passk"),
+        alignment=all_probes("alignment"),
         scores=all_scores(),
     output:
         summary=f"{RESULTS}/analysis/summary.parquet",
+        alignment=f"{RESULTS}/analysis/alignment.parquet",
         figure=f"{RESULTS}/analysis/passk.png",
         report=f"{RESULTS}/analysis/summary.md",
     params:
@@ -15,5 +17,6 @@ rule analyze:
     container:
         image("cpu")
     shell:
-        "mtarl analyze --settings {params.settings:q} --passk {input.passk} --scores {input.scores} "
-        "--summary {output.summary} --figure {output.figure} --report {output.report} > {log} 2>&1"
+        "mtarl analyze --settings {params.settings:q} --passk {input.passk} --alignment {input.alignment} "
+        "--scores {input.scores} --summary {output.summary} --alignment-out {output.alignment} "
+        "--figure {output.figure} --report {output.report} > {log} 2>&1"

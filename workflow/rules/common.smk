@@ -151,9 +151,9 @@ def analyze_settings(wildcards):
 
 
 # -- the targets of the whole study -------------------------------------------------------------------------------
-def all_probes():
+def all_probes(table):
     return [
-        f"{RESULTS}/probe/{model}/{task}/{benchmark}/passk.parquet"
+        f"{RESULTS}/probe/{model}/{task}/{benchmark}/{table}.parquet"
         for model in config["models"]
         for task in config["tasks"]
         for benchmark in benchmarks(task)
@@ -171,4 +171,5 @@ def all_scores():
 
 
 def final_outputs():
-    return [f"{RESULTS}/analysis/{name}" for name in ("summary.parquet", "passk.png", "summary.md")]
+    names = ("summary.parquet", "alignment.parquet", "passk.png", "summary.md")
+    return [f"{RESULTS}/analysis/{name}" for name in names]

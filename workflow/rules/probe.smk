@@ -7,6 +7,8 @@ rule probe:
         samples=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/samples.parquet",
         passk=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/passk.parquet",
         metrics=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/metrics.parquet",
+        contamination=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/contamination.parquet",
+        alignment=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/alignment.parquet",
     params:
         settings=probe_settings,
         model=base_model_param,
@@ -23,4 +25,5 @@ rule probe:
         "mtarl probe --settings {params.settings:q} --threads {threads} --model {params.model:q} "
         "--model-name {wildcards.model} --task {wildcards.task} --benchmark {wildcards.benchmark} "
         "--problems {input.problems} "
-        "--samples {output.samples} --passk {output.passk} --metrics {output.metrics} > {log} 2>&1"
+        "--samples {output.samples} --passk {output.passk} --metrics {output.metrics} "
+        "--contamination {output.contamination} --alignment {output.alignment} > {log} 2>&1"

@@ -1,0 +1,345 @@
+"""One-command GPU check of the vLLM sampling backend (mtarl.sampling_vllm.VLLMSampler) against the HF backend.
+
+Run on a machine with a CUDA GPU and the GPU environment (``pip install -r envs/gpu.txt``; mtarl itself need not be
+installed): ``python bench/gpu_check.py`` (about 2-4 minutes on one GPU; ``--help`` lists the knobs).
+Exit code: 0 all checks passed; 1 a check failed; 2 no CUDA GPU or no vLLM (stops after building the model).
+
+Steps:
+1. Environment: Python, torch, transformers, vLLM versions, GPU.
+2. A tiny model built here, no hub: Qwen2 with hidden size 256, 4 attention heads (head_dim 64), 2 KV heads, 4 layers,
+   intermediate size 768, 128 positions, tied embeddings (about 2.4 M parameters), and mtarl's character tokenizer.
+   Why these sizes: head_dim 64 is accepted by every vLLM attention backend (FlashAttention, FlashInfer, Triton,
+   FlexAttention), while the miniature's own models have head_dim 32 (128 / 4), which FlashInfer rejects; 2 KV heads
+   make it grouped-query attention like the paper's models; 128 positions hold a prompt (8 tokens) plus
+   ``--max-new-tokens``. It is pretrained ``--pretrain-steps`` steps on add3 (GPU, seconds) so that it writes the answer
+   format and stops with EOS, then saved with ``save_pretrained`` to a temporary directory that vLLM loads.
+   The character tokenizer has no chat template: both backends sample with ``chat=None``.
+3. vLLM backend, in a child process (a fresh CUDA context, and a time limit so that a hang cannot eat the budget):
+   bfloat16, tensor parallel 1, ``--gpu-memory-utilization``; one untimed warm-up call, then ``--prompts`` add3
+   prompts x ``--n`` samples at temperature 1 (timed), the same again (reproducibility), another seed, and the first
+   8 prompts alone (batch independence). If the engine fails with vLLM's defaults (torch.compile, CUDA graphs), that is
+   reported as a failed check and the step is retried once with ``enforce_eager=True``.
+4. HF backend (mtarl.sampling.HFSampler) on the GPU in bfloat16, same prompts and settings (timed after a warm-up).
+5. Checks (exit code 1 if any fails):
+   - vllm_shapes: n completions per prompt; finish reasons "stop"/"length"; 1 <= n_tokens <= max_new_tokens and a
+     "length" completion has exactly max_new_tokens;
+   - vllm_samples_differ: the n samples of a prompt at temperature 1 are not all identical (a past vLLM bug with
+     seeds, PR #11898): at most half of the prompts may have n identical samples;
+   - vllm_reproducible: the same seed gives the same samples; vllm_seed_matters: another seed gives others;
+   - agree_*: vLLM and HF sample the same distribution: share of correct samples and of stopped samples within 0.05,
+     mean completion length within 10 % (same model, prompts and settings; 8192 samples each by default).
+   Reported, not checked: the share of the first 8 prompts whose samples are identical when sampled alone (vLLM
+   promises this only in batch-invariant mode), and samples/s of both backends (after warm-up).
+
+Output: one line per step and check, then ``RESULT: PASS`` or ``RESULT: FAIL (...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Python puts this script's folder first on sys.path, where bench/math_verify.py would shadow the math_verify library.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+if importlib.util.find_spec("mtarl") is None:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(HERE.parent / "src"))
+
+import torch  # noqa: E402
+
+ARCH = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=True)
+DTYPE = "bfloat16"
+SUBSET = 8  # prompts sampled alone for the batch-independence report
+STARTED = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", flush=True)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=128, help="add3 eval prompts")
+    parser.add_argument("--n", type=int, default=64, help="samples per prompt")
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--pretrain-steps", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.3)
+    parser.add_argument("--time-limit", type=float, default=280.0, help="seconds for the whole check")
+    parser.add_argument("--enforce-eager", action="store_true", help="start vLLM without torch.compile/CUDA graphs")
+    parser.add_argument("--keep", help="save the tiny model here instead of a temporary directory")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run step 3 and write its JSON here
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+# ---------------------------------------------------------------------------------------------------- 1. environment
+
+def version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def report_environment() -> None:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    say(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}), transformers "
+        f"{version('transformers')}, vllm {version('vllm') or 'NOT INSTALLED'}, GPU: {gpu} "
+        f"(x{torch.cuda.device_count()})")
+
+
+def missing_requirements() -> list[str]:
+    missing = []
+    if not torch.cuda.is_available():
+        missing.append(f"no CUDA GPU visible to torch {torch.__version__} (a CPU build, or no driver/GPU)")
+    if importlib.util.find_spec("vllm") is None:
+        missing.append("vllm is not installed: pip install 'mtarl[gpu]' or pip install -r envs/gpu.txt")
+    return missing
+
+
+# ------------------------------------------------------------------------------------------------------ 2. the model
+
+def problems(n_eval: int):
+    import polars as pl
+
+    from mtarl.prepare import synthetic_splits
+
+    splits = synthetic_splits("add3", "add3", n_train=4000, n_eval=n_eval, seed=0)
+    return pl.concat([splits["train"], splits["eval"]]), splits["eval"]
+
+
+def build_model(steps: int, pretraining, out_dir: str, device: str) -> None:
+    """The tiny Qwen2 + character tokenizer, pretrained ``steps`` steps on add3, saved to ``out_dir``."""
+    from mtarl.modeling import build_tiny_model, n_parameters
+    from mtarl.pretrain import build_corpus, encode_batch, lr_lambda
+    from mtarl.tokenizer import build_char_tokenizer
+
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_model(tokenizer, seed=0, **ARCH).to(device)
+    corpus = build_corpus({"mixture": {"add3": 1.0}, "format_rate": 1.0}, pretraining, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(30, steps))
+    model.train()
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        batch = {k: v.to(device) for k, v in encode_batch(tokenizer, *corpus.batch(128)).items()}
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+    model.to("cpu").save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    say(f"model: tiny Qwen2 {n_parameters(model):,} parameters, head_dim {ARCH['hidden_size'] // 4}, "
+        f"pretrained {steps} steps on {device} (loss {loss.item():.3f}), saved to {out_dir}")
+
+
+# ------------------------------------------------------------------------------------- sampling and its summaries
+
+def as_rows(outputs) -> list[list[dict]]:
+    return [[{"text": c.text, "n_tokens": c.n_tokens, "finish_reason": c.finish_reason} for c in cs] for cs in outputs]
+
+
+def timed_generate(sampler, prompts: list[str], params) -> tuple[list[list[dict]], float]:
+    sampler.generate(prompts[:2], params)  # warm-up: first-call allocations and kernel selection
+    started = time.perf_counter()
+    outputs = sampler.generate(prompts, params)
+    return as_rows(outputs), time.perf_counter() - started
+
+
+def texts(rows: list[list[dict]]) -> list[list[str]]:
+    return [[r["text"] for r in prompt_rows] for prompt_rows in rows]
+
+
+def summary(rows: list[list[dict]], answers: list[str]) -> dict:
+    from mtarl import tasks
+
+    flat = [r for prompt_rows in rows for r in prompt_rows]
+    golds = [a for a, prompt_rows in zip(answers, rows) for _ in prompt_rows]
+    verdicts = tasks.verify_batch(["add3"] * len(flat), [r["text"] for r in flat], golds)
+    return {
+        "correct": sum(v.correct for v in verdicts) / len(flat),
+        "stopped": sum(r["finish_reason"] == "stop" for r in flat) / len(flat),
+        "mean_tokens": sum(r["n_tokens"] for r in flat) / len(flat),
+        "all_identical": sum(len(set(t)) == 1 for t in texts(rows)) / len(rows),
+    }
+
+
+# -------------------------------------------------------------------------------------- 3. vLLM (child process)
+
+def vllm_worker(args: argparse.Namespace) -> None:
+    """Step 3 in this (child) process; writes the samples and facts to ``args.worker`` as JSON."""
+    from mtarl.sampling import SamplingParams
+    from mtarl.sampling_vllm import VLLMSampler
+
+    _, eval_split = problems(args.prompts)
+    prompts = eval_split["prompt"].to_list()
+    params = SamplingParams(n=args.n, max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
+                            seed=args.seed)
+    started = time.perf_counter()
+    sampler = VLLMSampler(args.model_dir, dtype=DTYPE, chat=None, seed=args.seed, tensor_parallel_size=1,
+                          gpu_memory_utilization=args.gpu_memory_utilization,
+                          max_model_len=ARCH["max_position_embeddings"], enforce_eager=args.enforce_eager)
+    startup = time.perf_counter() - started
+    say(f"vllm: engine up in {startup:.0f} s")
+    rows, seconds = timed_generate(sampler, prompts, params)
+    say(f"vllm: {len(prompts) * args.n} samples in {seconds:.2f} s")
+    again = as_rows(sampler.generate(prompts, params))
+    other = as_rows(sampler.generate(prompts, SamplingParams(**{**params.to_dict(), "seed": args.seed + 1})))
+    alone = as_rows(sampler.generate(prompts[:SUBSET], params))
+    result = {
+        "describe": sampler.describe(), "startup_s": startup, "generate_s": seconds, "rows": rows,
+        "reproducible": texts(again) == texts(rows), "seed_matters": texts(other) != texts(rows),
+        "alone_same": sum(a == b for a, b in zip(texts(alone), texts(rows[:SUBSET]))) / SUBSET,
+        "enforce_eager": args.enforce_eager,
+    }
+    Path(args.worker).write_text(json.dumps(result))
+
+
+def run_vllm_child(args: argparse.Namespace, model_dir: str, out: Path, eager: bool, limit: float) -> str | None:
+    """Run step 3 in a child process; None if it wrote its result, else why it did not."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(out), "--model-dir", model_dir,
+               "--prompts", str(args.prompts), "--n", str(args.n), "--max-new-tokens", str(args.max_new_tokens),
+               "--seed", str(args.seed), "--gpu-memory-utilization", str(args.gpu_memory_utilization)]
+    if eager:
+        command.append("--enforce-eager")
+    out.unlink(missing_ok=True)  # never read a result left by an earlier run
+    say(f"vllm: starting the engine in a child process (enforce_eager={eager}, time limit {limit:.0f} s)")
+    try:
+        code = subprocess.run(command, timeout=limit).returncode
+    except subprocess.TimeoutExpired:
+        return f"timed out after {limit:.0f} s"
+    if code != 0 or not out.exists():
+        return f"child exited with code {code} (its traceback is above)"
+    return None
+
+
+def run_vllm(args: argparse.Namespace, model_dir: str, checks: dict) -> dict | None:
+    out = Path(model_dir).parent / "vllm_result.json"
+    reserve = 45.0  # the HF step and the checks
+    failure = run_vllm_child(args, model_dir, out, args.enforce_eager, time_left(args) - reserve)
+    if failure and not args.enforce_eager:
+        checks["vllm_engine_default"] = (False, f"vLLM with its defaults (torch.compile, CUDA graphs): {failure}")
+        if time_left(args) - reserve > 60:
+            failure = run_vllm_child(args, model_dir, out, True, time_left(args) - reserve)
+    elif not failure:
+        checks["vllm_engine_default" if not args.enforce_eager else "vllm_engine_eager"] = (True, "engine started")
+    if failure:
+        checks["vllm_engine"] = (False, failure)
+        return None
+    return json.loads(out.read_text())
+
+
+def time_left(args: argparse.Namespace) -> float:
+    return args.time_limit - (time.monotonic() - STARTED)
+
+
+# ------------------------------------------------------------------------------------------------- 4. HF on CUDA
+
+def run_hf(args: argparse.Namespace, model_dir: str, prompts: list[str]) -> tuple[list[list[dict]], float]:
+    from mtarl.modeling import load
+    from mtarl.sampling import HFSampler, SamplingParams
+
+    model, tokenizer = load(model_dir, dtype=DTYPE)
+    sampler = HFSampler(model.to("cuda"), tokenizer)
+    params = SamplingParams(n=args.n, max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
+                            seed=args.seed)
+    return timed_generate(sampler, prompts, params)
+
+
+# ---------------------------------------------------------------------------------------------------- 5. checks
+
+def shape_problems(rows: list[list[dict]], n_prompts: int, n: int, max_new: int) -> list[str]:
+    problems_found = []
+    if len(rows) != n_prompts or any(len(r) != n for r in rows):
+        problems_found.append(f"expected {n_prompts} prompts x {n} samples")
+    for r in (r for prompt_rows in rows for r in prompt_rows):
+        if r["finish_reason"] not in {"stop", "length"} or not 1 <= r["n_tokens"] <= max_new or (
+                r["finish_reason"] == "length" and r["n_tokens"] != max_new):
+            problems_found.append(f"bad completion {r}")
+            break
+    return problems_found
+
+
+def add_checks(checks: dict, args: argparse.Namespace, vllm: dict, hf_rows, answers: list[str]) -> None:
+    rows = vllm["rows"]
+    found = shape_problems(rows, args.prompts, args.n, args.max_new_tokens)
+    checks["vllm_shapes"] = (not found, "; ".join(found) or f"{args.prompts} x {args.n}, reasons and lengths valid")
+    v = summary(rows, answers)
+    checks["vllm_samples_differ"] = (v["all_identical"] <= 0.5, f"{v['all_identical']:.2f} of prompts have n "
+                                                                f"identical samples at T=1 (at most 0.5)")
+    checks["vllm_reproducible"] = (vllm["reproducible"], "same seed, same samples")
+    checks["vllm_seed_matters"] = (vllm["seed_matters"], "another seed, other samples")
+    if hf_rows is None:
+        return
+    h = summary(hf_rows, answers)
+    say(f"vllm: {v}")
+    say(f"hf:   {h}")
+    for key, tolerance in (("correct", 0.05), ("stopped", 0.05)):
+        diff = abs(v[key] - h[key])
+        checks[f"agree_{key}"] = (diff <= tolerance, f"vllm {v[key]:.3f} vs hf {h[key]:.3f} (within {tolerance})")
+    ratio = v["mean_tokens"] / h["mean_tokens"]
+    checks["agree_mean_tokens"] = (abs(ratio - 1) <= 0.10, f"vllm {v['mean_tokens']:.2f} vs hf {h['mean_tokens']:.2f} "
+                                                           f"tokens (within 10 %)")
+
+
+def finish(checks: dict) -> int:
+    failed = [name for name, (ok, _) in checks.items() if not ok]
+    for name, (ok, detail) in checks.items():
+        say(f"{'PASS' if ok else 'FAIL'} {name}: {detail}")
+    say("RESULT: PASS" if not failed else f"RESULT: FAIL ({', '.join(failed)})")
+    return 1 if failed else 0
+
+
+def main() -> int:
+    args = parse_args()
+    if args.worker:
+        vllm_worker(args)
+        return 0
+    report_environment()
+    missing = missing_requirements()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    pretraining, eval_split = problems(args.prompts)
+    prompts, answers = eval_split["prompt"].to_list(), eval_split["answer"].to_list()
+    with tempfile.TemporaryDirectory(prefix="mtarl_gpu_check_") as tmp:
+        model_dir = args.keep or str(Path(tmp) / "model")
+        build_model(args.pretrain_steps, pretraining, model_dir, device)
+        if missing:
+            for reason in missing:
+                say(f"CANNOT CHECK: {reason}")
+            say("RESULT: NOT RUN (this check needs a CUDA GPU and vLLM)")
+            return 2
+        torch.cuda.empty_cache()  # the pretraining's cached blocks: vLLM checks free memory at start-up
+        checks: dict[str, tuple[bool, str]] = {}
+        vllm = run_vllm(args, model_dir, checks)
+        say("hf: sampling on cuda")
+        total = args.prompts * args.n
+        try:
+            hf_rows, hf_seconds = run_hf(args, model_dir, prompts)
+            say(f"hf: {total} samples in {hf_seconds:.2f} s = {total / hf_seconds:.0f} samples/s")
+        except Exception as exc:  # report it with the vLLM checks rather than losing them
+            checks["hf_backend"] = (False, f"{type(exc).__name__}: {exc}")
+            hf_rows, hf_seconds = None, float("nan")
+        if vllm is not None:
+            add_checks(checks, args, vllm, hf_rows, answers)
+            say(f"vllm: {total} samples in {vllm['generate_s']:.2f} s = {total / vllm['generate_s']:.0f} samples/s "
+                f"(engine start {vllm['startup_s']:.0f} s, enforce_eager={vllm['enforce_eager']}); "
+                f"vllm/hf throughput: {hf_seconds / vllm['generate_s']:.2f}x")
+            say(f"vllm: first {SUBSET} prompts sampled alone give the same samples for "
+                f"{vllm['alone_same']:.2f} of them (reported, not checked)")
+            say(f"vllm describe(): {json.dumps(vllm['describe'])}")
+        return finish(checks)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
