@@ -7,7 +7,7 @@ Exit code: 0 all checks passed; 1 a check failed; 2 no CUDA GPU or no vLLM (stop
 Steps:
 1. Environment: Python, torch, transformers, vLLM versions, GPU.
 2. A tiny model built here, no hub: Qwen2 with hidden size 256, 4 attention heads (head_dim 64), 2 KV heads, 4 layers,
-   intermediate size 768, 128 positions, tied embeddings (about 2.4 M parameters), and mtarl's character tokenizer.
+   intermediate size 768, 128 positions, tied embeddings (about 3.2 M parameters), and mtarl's character tokenizer.
    Why these sizes: head_dim 64 is accepted by every vLLM attention backend (FlashAttention, FlashInfer, Triton,
    FlexAttention), while the miniature's own models have head_dim 32 (128 / 4), which FlashInfer rejects; 2 KV heads
    make it grouped-query attention like the paper's models; 128 positions hold a prompt (8 tokens) plus

@@ -145,7 +145,7 @@ def main() -> None:
           f"on the naive subset: correct {accuracy(out_a[:k], answers[:k]):.3f})")
     note = (f"timed on the first {k} prompts ({k * args.n} samples) in {t_b:.1f} s; full workload extrapolated: "
             f"{total / rate_b:.0f} s" if extrapolated else f"{total} samples in {t_b:.1f} s")
-    print(f"(b) naive loop:        {rate_b:.0f} samples/s ({note}; mean {mean_tokens(out_b):.1f} tokens/sample, "
+    print(f"(b) naive loop:        {rate_b:.1f} samples/s ({note}; mean {mean_tokens(out_b):.1f} tokens/sample, "
           f"correct {accuracy(out_b, answers[:k]):.3f})")
     print(f"speed-up (a)/(b): {rate_a / rate_b:.1f}x (goal: 5x or more)")
 

@@ -71,8 +71,10 @@ CHAT_SETTINGS: dict[str, dict] = {
         "system_prompt": None,
         "template_default_system": "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024",
         "add_generation_prompt": True,
-        # <|eot_id|> ends an assistant turn; <|end_of_text|> is the end of document.
-        "stop_tokens": ["<|eot_id|>", "<|end_of_text|>"],
+        # <|eot_id|> ends an assistant turn; <|end_of_text|> is the end of document; <|eom_id|> (end of message, tool
+        # use) is in the model's generation_config EOS list, which vLLM always stops on: pinned too, so that the HF
+        # and vLLM backends stop alike.
+        "stop_tokens": ["<|eot_id|>", "<|end_of_text|>", "<|eom_id|>"],
         "skip_special_tokens": True,
         "unconfirmed": "the system header is expected from the Llama 3.1 template; check with the pinned tokenizer",
     },
