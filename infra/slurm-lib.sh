@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # slurm-lib.sh: shell functions shared by infra/start-slurm.sh and infra/stop-slurm.sh (sourced, not run).
 
 # alive PIDFILE NAME: true if PIDFILE names a running process called NAME.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,10 +67,43 @@ def test_smoke_study_runs_end_to_end(repo, tmp_path):
     again = snakemake(repo, tmp_path, "-n", "--configfile", str(repo / "config/smoke.yaml"))
     assert "Nothing to be done" in again.stdout + again.stderr, "a finished study must not rerun"
 
-    (tmp_path / "fewer_samples.yaml").write_text("evaluate: {n: 2}\n")
-    changed = snakemake(repo, tmp_path, "-n", "--configfile", str(repo / "config/smoke.yaml"),
-                        str(tmp_path / "fewer_samples.yaml"))
-    assert job_counts(changed.stdout) == {"evaluate": 12, "analyze": 1, "all": 1}, changed.stdout[-2000:]
+    assert_only_changed_jobs_rerun(repo, tmp_path)
+
+
+def assert_only_changed_jobs_rerun(repo: Path, workdir: Path) -> None:
+    """After a finished smoke study, a changed setting replans exactly the jobs that use it."""
+    changes = {
+        # evaluation samples: every evaluation, then the analysis
+        "evaluate: {n: 2}\n": {"evaluate": 12, "analyze": 1, "all": 1},
+        # one variant's learning rate: its 4 trainings (2 models x 2 tasks), their evaluations, the analysis
+        "train: {variant_settings: {one_shot: {learning_rate: 1.0e-4}}}\n":
+            {"train": 4, "evaluate": 4, "analyze": 1, "all": 1},
+        # the probe's n: the 4 probes and the analysis
+        "probe: {n: 4}\n": {"probe": 4, "analyze": 1, "all": 1},
+    }
+    for i, (change, expected) in enumerate(changes.items()):
+        (workdir / f"change{i}.yaml").write_text(change)
+        plan = snakemake(repo, workdir, "-n", "--configfile", str(repo / "config/smoke.yaml"),
+                         str(workdir / f"change{i}.yaml"))
+        assert job_counts(plan.stdout) == expected, f"{change}: {plan.stdout[-2000:]}"
+
+
+def test_edited_rule_code_reruns_its_jobs(repo, tmp_path):
+    """Snakemake's code trigger: a rule whose command changed reruns, on a copy of the workflow."""
+    copy = tmp_path / "workflow_copy"
+    copy.mkdir()
+    for name in ("Snakefile", "workflow", "config"):
+        source = repo / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, copy / name)
+    work = tmp_path / "run"
+    first = snakemake(copy, work, "--cores", "2", "--configfile", str(copy / "config/smoke.yaml"),
+                      "--until", "prepare", timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rule = copy / "workflow/rules/prepare.smk"
+    rule.write_text(rule.read_text().replace("> {log} 2>&1", ">> {log} 2>&1"))
+    plan = snakemake(copy, work, "-n", "--configfile", str(copy / "config/smoke.yaml"), "--until", "prepare")
+    assert job_counts(plan.stdout) == {"prepare": 4}, plan.stdout[-2000:]
+    assert "Code has changed since last execution" in plan.stdout
 
 
 PAPER_JOBS = {

@@ -1,0 +1,32 @@
+"""envs/ is the single source of the environments: every package pinned exactly, and every dependency declared by
+the package (pyproject.toml) pinned there."""
+
+import re
+import tomllib
+
+
+def pins(path) -> dict[str, str]:
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep and version, f"{path.name}: {line!r} is not pinned with =="
+            found[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version
+    return found
+
+
+def test_cpu_environment_pins_every_dependency(repo):
+    cpu = pins(repo / "envs/cpu.txt")
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = re.sub(r"[-_.]+", "-", re.split(r"[\[<>=! ]", requirement)[0]).lower()
+        assert name in cpu, f"{name} (pyproject.toml) is not pinned in envs/cpu.txt"
+    assert cpu["torch"] == "2.13.0" and cpu["trl"] == "1.16.0" and cpu["snakemake"] == "9.27.1"
+
+
+def test_gpu_environment_is_pinned_and_within_trl_vllm_range(repo):
+    gpu = pins(repo / "envs/gpu.txt")
+    major, minor, _ = (int(x) for x in gpu["vllm"].split("."))
+    assert (0, 22) <= (major, minor) <= (0, 31), "TRL 1.16 supports vllm >=0.22.0,<=0.31.0"
+    assert gpu["trl"] == pins(repo / "envs/cpu.txt")["trl"]
