@@ -30,3 +30,30 @@ def test_gpu_environment_is_pinned_and_within_trl_vllm_range(repo):
     major, minor, _ = (int(x) for x in gpu["vllm"].split("."))
     assert (0, 22) <= (major, minor) <= (0, 31), "TRL 1.16 supports vllm >=0.22.0,<=0.31.0"
     assert gpu["trl"] == pins(repo / "envs/cpu.txt")["trl"]
+
+
+def conda_pip_pins(path) -> dict[str, str]:
+    import yaml
+
+    spec = yaml.safe_load(path.read_text())
+    pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict))
+    found = {}
+    for line in pip:
+        if line.startswith("--"):
+            continue
+        name, _, version = line.partition("==")
+        found[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version
+    return found
+
+
+def test_conda_environments_match_the_pinned_lists(repo):
+    for kind in ("cpu", "gpu"):
+        assert conda_pip_pins(repo / f"envs/{kind}.yaml") == pins(repo / f"envs/{kind}.txt"), kind
+
+
+def test_every_rule_names_its_conda_environment_and_container(repo):
+    for rule_file in (repo / "workflow/rules").glob("*.smk"):
+        text = rule_file.read_text()
+        for rule in re.findall(r"^rule (\w+):", text, re.MULTILINE):
+            body = text.split(f"rule {rule}:")[1].split("\nrule ")[0]
+            assert "conda:" in body and "container:" in body, f"rule {rule} lacks conda: or container:"

@@ -48,6 +48,7 @@ def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--settings", type=settings_arg, default={}, help="JSON object of the stage's settings")
         p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+        p.add_argument("--gpus", type=int, default=0, help="GPUs the job needs (local slots: mtarl.gpu_slots)")
         module.add_arguments(p)
         p.set_defaults(module=module)
     return parser
@@ -57,10 +58,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     stage = argv[0] if argv and argv[0] in STAGES else None
     args = build_parser(stage).parse_args(argv)
-    import torch
+    from mtarl.gpu_slots import gpu_slots
 
-    torch.set_num_threads(max(1, args.threads))
-    args.module.main(args)
+    with gpu_slots(args.gpus):  # before torch initialises CUDA
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+        args.module.main(args)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ rule analyze:
     log:
         "logs/analyze/analyze.log",
     threads: 1
+    conda:
+        conda_env("cpu")
     container:
         image("cpu")
     shell:

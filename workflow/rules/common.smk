@@ -1,6 +1,7 @@
 # Helpers shared by the rules: config validation, paths, and the settings each job receives.
 # Python logic lives in mtarl.config; these functions only map wildcards to it.
 import json
+import os
 
 from mtarl import config as mtarl_config
 
@@ -109,9 +110,14 @@ def uses_gpu(stage):
     return int(on_cuda or config["sampling"]["backend"] == "vllm")
 
 
-def gpu_stage():
-    """Probe, train and evaluate run in the GPU image when the study trains on CUDA."""
-    return image("gpu" if config["train"]["defaults"]["device"] == "cuda" else "cpu")
+def stage_kind():
+    """Probe, train and evaluate run in the GPU environment when the study trains on CUDA."""
+    return "gpu" if config["train"]["defaults"]["device"] == "cuda" else "cpu"
+
+
+def conda_env(kind):
+    """The conda environment file of ``kind`` (for --sdm conda), made from envs/<kind>.txt."""
+    return os.path.join(workflow.basedir, "envs", f"{kind}.yaml")
 
 
 # -- settings passed to each command as JSON (params: a change reruns exactly the jobs that use it) --------------

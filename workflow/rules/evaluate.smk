@@ -16,10 +16,13 @@ rule evaluate:
     threads: 1
     resources:
         gpu=uses_gpu("evaluate"),
+    conda:
+        conda_env(stage_kind())
     container:
-        gpu_stage()
+        image(stage_kind())
     shell:
-        "mtarl evaluate --settings {params.settings:q} --threads {threads} --model {params.model:q} "
+        "mtarl evaluate --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
+        "--model {params.model:q} "
         "--model-name {wildcards.model} --task {wildcards.task} --benchmark {wildcards.benchmark} "
         "--run {wildcards.run} "
         "--problems {input.problems} --samples {output.samples} --scores {output.scores} > {log} 2>&1"

@@ -7,6 +7,8 @@ rule prepare:
     log:
         "logs/prepare/{task}/{split}.log",
     threads: 1
+    conda:
+        conda_env("cpu")
     container:
         image("cpu")
     shell:

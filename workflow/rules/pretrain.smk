@@ -12,6 +12,8 @@ rule pretrain:
     benchmark:
         "benchmarks/pretrain/{model}.tsv"
     threads: 1
+    conda:
+        conda_env("cpu")
     container:
         image("cpu")
     shell:

@@ -19,10 +19,13 @@ rule probe:
     threads: 1
     resources:
         gpu=uses_gpu("probe"),
+    conda:
+        conda_env(stage_kind())
     container:
-        gpu_stage()
+        image(stage_kind())
     shell:
-        "mtarl probe --settings {params.settings:q} --threads {threads} --model {params.model:q} "
+        "mtarl probe --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
+        "--model {params.model:q} "
         "--model-name {wildcards.model} --task {wildcards.task} --benchmark {wildcards.benchmark} "
         "--problems {input.problems} "
         "--samples {output.samples} --passk {output.passk} --metrics {output.metrics} "

@@ -18,10 +18,13 @@ rule train:
     threads: 1
     resources:
         gpu=uses_gpu("train"),
+    conda:
+        conda_env(stage_kind())
     container:
-        gpu_stage()
+        image(stage_kind())
     shell:
-        "mtarl train --settings {params.settings:q} --threads {threads} --model {params.model:q} "
+        "mtarl train --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
+        "--model {params.model:q} "
         "--problems {input.problems} --eval-problems {input.eval_problems} {params.history} "
         "--work {params.work} --out {output.model} --metrics {output.metrics} --examples {output.examples} "
         ">> {log} 2>&1"
