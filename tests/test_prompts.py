@@ -47,7 +47,7 @@ def test_chat_messages_are_an_optional_system_turn_then_one_user_turn():
 
 def test_chat_settings_pin_the_stop_tokens_of_each_model():
     assert CHAT_SETTINGS["qwen2.5"]["stop_tokens"] == ["<|im_end|>", "<|endoftext|>"]
-    assert CHAT_SETTINGS["llama3.1"]["stop_tokens"] == ["<|eot_id|>", "<|end_of_text|>"]
+    assert CHAT_SETTINGS["llama3.1"]["stop_tokens"] == ["<|eot_id|>", "<|end_of_text|>", "<|eom_id|>"]
     assert CHAT_SETTINGS["qwen2.5"]["model_ids"] == ["Qwen/Qwen2.5-7B"]
     assert CHAT_SETTINGS["llama3.1"]["model_ids"] == ["meta-llama/Llama-3.1-8B-Instruct"]
     for settings in CHAT_SETTINGS.values():
@@ -63,6 +63,6 @@ def test_chat_settings_are_found_by_key_or_hub_id_and_returned_as_copies():
     assert chat_settings("meta-llama/Llama-3.1-8B-Instruct")["stop_tokens"][0] == "<|eot_id|>"
     copy = chat_settings("llama3.1")
     copy["stop_tokens"].append("</s>")
-    assert CHAT_SETTINGS["llama3.1"]["stop_tokens"] == ["<|eot_id|>", "<|end_of_text|>"]
+    assert CHAT_SETTINGS["llama3.1"]["stop_tokens"] == ["<|eot_id|>", "<|end_of_text|>", "<|eom_id|>"]
     with pytest.raises(KeyError, match="no pinned chat settings for 'gpt2'"):
         chat_settings("gpt2")
