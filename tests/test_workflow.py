@@ -92,7 +92,7 @@ def test_edited_rule_code_reruns_its_jobs(repo, tmp_path):
     """Snakemake's code trigger: a rule whose command changed reruns, on a copy of the workflow."""
     copy = tmp_path / "workflow_copy"
     copy.mkdir()
-    for name in ("Snakefile", "workflow", "config"):
+    for name in ("Snakefile", "workflow", "config", "envs"):
         source = repo / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, copy / name)
     work = tmp_path / "run"
