@@ -121,7 +121,7 @@ def problems(n_eval: int):
 def build_model(steps: int, pretraining, out_dir: str, device: str) -> None:
     """The tiny Qwen2 + character tokenizer, pretrained ``steps`` steps on add3, saved to ``out_dir``."""
     from mtarl.modeling import build_tiny_model, n_parameters
-    from mtarl.pretrain import build_corpus, encode_batch, lr_lambda
+    from mtarl.pretrain import build_corpus, encode_batch, lr_lambda, optimizer_step
     from mtarl.tokenizer import build_char_tokenizer
 
     tokenizer = build_char_tokenizer()
@@ -132,12 +132,7 @@ def build_model(steps: int, pretraining, out_dir: str, device: str) -> None:
     model.train()
     loss = torch.tensor(float("nan"))
     for _ in range(steps):
-        batch = {k: v.to(device) for k, v in encode_batch(tokenizer, *corpus.batch(128)).items()}
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = optimizer_step(model, optimizer, schedule, encode_batch(tokenizer, *corpus.batch(128)))
     model.to("cpu").save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     say(f"model: tiny Qwen2 {n_parameters(model):,} parameters, head_dim {ARCH['hidden_size'] // 4}, "

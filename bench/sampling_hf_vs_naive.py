@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from mtarl import tasks  # noqa: E402
 from mtarl.modeling import build_tiny_model, n_parameters  # noqa: E402
 from mtarl.prepare import synthetic_splits  # noqa: E402
-from mtarl.pretrain import build_corpus, encode_batch, lr_lambda  # noqa: E402
+from mtarl.pretrain import build_corpus, encode_batch, lr_lambda, optimizer_step  # noqa: E402
 from mtarl.sampling import Completion, HFSampler, SamplingParams, stop_token_ids  # noqa: E402
 from mtarl.tokenizer import build_char_tokenizer  # noqa: E402
 
@@ -55,7 +55,7 @@ def problem_tables(n_eval: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pl.concat([splits["train"], splits["eval"]]), splits["eval"]
 
 
-def pretrain_briefly(model, tokenizer, problems: pl.DataFrame, steps: int, device: str = "cpu") -> float:
+def pretrain_briefly(model, tokenizer, problems: pl.DataFrame, steps: int) -> float:
     """A few steps of the pretrain stage's objective (completion + EOS of add3 problems); returns the last loss."""
     settings = {"mixture": {"add3": 1.0}, "format_rate": 1.0}
     corpus = build_corpus(settings, problems, seed=0)
@@ -64,12 +64,7 @@ def pretrain_briefly(model, tokenizer, problems: pl.DataFrame, steps: int, devic
     model.train()
     loss = torch.tensor(float("nan"))
     for _ in range(steps):
-        batch = {k: v.to(device) for k, v in encode_batch(tokenizer, *corpus.batch(64)).items()}
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = optimizer_step(model, optimizer, schedule, encode_batch(tokenizer, *corpus.batch(64)))
     model.eval()
     return loss.item()
 

@@ -87,6 +87,18 @@ def encode_batch(tokenizer, prompts: list[str], completions: list[str]) -> dict[
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
+def optimizer_step(model, optimizer, schedule, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One pretraining update on ``batch`` (on the model's device); returns the loss."""
+    device = next(model.parameters()).device
+    loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
 def lr_lambda(warmup: int, total: int):
     def factor(step: int) -> float:
         if step < warmup:
@@ -134,12 +146,8 @@ def run(settings: dict, sampling: dict, problems: pl.DataFrame, out_dir: str, cu
           f"pass@{select['k']} in [{select['min']}, {select['max']}] on {select['task']}")
     curve, best, started = [], None, time.time()
     for step in range(1, settings["max_steps"] + 1):
-        loss = model(**encode_batch(tokenizer, *corpus.batch(settings["batch_size"]))).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        batch = encode_batch(tokenizer, *corpus.batch(settings["batch_size"]))
+        loss = optimizer_step(model, optimizer, schedule, batch)
         if step % settings["eval_every"] and step != settings["max_steps"]:
             continue
         point = {"step": step, "loss": loss.item(), **measure(model, tokenizer, selection, select, sampling, seed)}

@@ -45,6 +45,12 @@ def _sudoku_grid(answer: str) -> Any:
     return literal(tuples[-1]) if tuples else None
 
 
+def keeps_givens(original: list, grid: list[list[int]], n: int) -> bool:
+    """Every pre-filled cell of the puzzle keeps its number in the answer grid."""
+    return all(original[r][c] in _BLANKS or parse_int(original[r][c]) == grid[r][c]
+               for r in range(n) for c in range(n))
+
+
 def verify_sudoku(game_data: dict, answer: str) -> bool:
     """A complete sudoku (rows, columns and boxes hold 1..n) that keeps every given digit."""
     original = as_grid(metadata_of(game_data).get("original_sudoku"))
@@ -61,12 +67,7 @@ def verify_sudoku(game_data: dict, answer: str) -> bool:
                 cells = [grid[r][c] for r in range(top, top + box) for c in range(left, left + box)]
                 if sorted(cells) != list(range(1, n + 1)):
                     return False
-    for r in range(n):
-        for c in range(n):
-            given = original[r][c]
-            if given not in _BLANKS and parse_int(given) != grid[r][c]:
-                return False
-    return True
+    return keeps_givens(original, grid, n)
 
 
 # --------------------------------------------------------------------------------------------------- Calcudoko
@@ -429,11 +430,8 @@ def verify_numbrix(game_data: dict, answer: str) -> bool:
     position = {grid[r][c]: (r, c) for r in range(n) for c in range(n)}
     if sorted(position) != list(range(1, n * n + 1)):
         return False
-    for r in range(n):
-        for c in range(n):
-            given = original[r][c]
-            if given not in _BLANKS and parse_int(given) != grid[r][c]:
-                return False
+    if not keeps_givens(original, grid, n):
+        return False
     for k in range(1, n * n):
         (r1, c1), (r2, c2) = position[k], position[k + 1]
         if abs(r1 - r2) + abs(c1 - c2) != 1:
