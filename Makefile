@@ -7,7 +7,7 @@ TORCH_INDEX ?=
 PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env study smoke test lint clean
+.PHONY: env study smoke test lint clean lock-gpu conda-envs
 env: $(VENV)/.installed
 
 $(VENV)/.installed: envs/cpu.txt pyproject.toml
@@ -28,6 +28,16 @@ test: env
 
 lint: env
 	snakemake --lint
+
+# Re-lock the GPU environment from its top-level requirements (needs uv and PyPI), then its conda file.
+lock-gpu:
+	uv pip compile --no-config --index-url https://pypi.org/simple --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock-gpu" envs/gpu.in -o envs/gpu.txt
+	$(PYTHON) envs/conda_env.py gpu
+
+# The conda environment files (snakemake --sdm conda) from the pinned lists.
+conda-envs:
+	$(PYTHON) envs/conda_env.py cpu gpu
 
 clean:
 	rm -rf results logs benchmarks .snakemake

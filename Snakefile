@@ -1,5 +1,6 @@
 # mtarl: the study "Model-Task Alignment Drives Distinct RL Outcomes" (arXiv 2508.21188) as a workflow.
-# Stages, in order: prepare -> pretrain (miniature only) -> probe -> train -> evaluate -> analyze.
+# Stages, in order: prepare -> pretrain (miniature only) -> probe (probe_shard jobs, gathered) -> train -> evaluate
+# -> analyze.
 # Each rule runs one `mtarl <stage>` command; all logic lives in the mtarl package (src/mtarl).
 #
 #   snakemake                                  # the miniature study (config/config.yaml)

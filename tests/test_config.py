@@ -53,12 +53,26 @@ def broken(config, path, value=None, delete=False):
         (["models", "weak", "pretrain", "mixture"], {"add4": 1.0}, False,
          "config key 'models.weak.pretrain.mixture.add4': no synthetic task 'add4' in 'tasks'"),
         (["probe", "alignment", "k"], 128, False, "config key 'probe.alignment.k': 128 exceeds probe.n = 64"),
+        (["probe", "shards"], 0, False, "config key 'probe.shards': 0 is less than the minimum of 1"),
+        (["probe", "benchmark_shards"], {"math500": 4}, False,
+         "config key 'probe.benchmark_shards.math500': no task has a benchmark 'math500' (benchmarks: add3, mul2)"),
     ],
 )
 def test_bad_values_name_their_key(default, path, value, delete, message):
     with pytest.raises(cfg.ConfigError) as err:
         cfg.validate(broken(default, path, value, delete))
     assert message in str(err.value)
+
+
+def test_probe_shards_per_benchmark_and_what_a_shard_depends_on(default):
+    config = broken(default, ["probe", "benchmark_shards"], {"mul2": 5})
+    assert (cfg.probe_shards(config, "add3"), cfg.probe_shards(config, "mul2")) == (2, 5)
+    shard = cfg.probe_settings(config, "mul2", None, shard=True)
+    gather = cfg.probe_settings(config, "mul2", None, shard=False)
+    assert shard["shards"] == gather["shards"] == 5
+    # bootstrap and alignment thresholds do not change samples: a change of them reruns only the gather
+    assert set(shard["probe"]) == {"n", "n_problems", "seed", "contamination"}
+    assert {"n_boot", "alignment"} <= set(gather["probe"]) and "benchmark_shards" not in gather["probe"]
 
 
 def test_all_problems_are_reported_at_once(default):
@@ -102,6 +116,6 @@ def test_run_names_round_trip(default):
 def test_cli_offers_the_six_stages():
     from mtarl.cli import STAGES, build_parser
 
-    assert tuple(STAGES) == ("prepare", "pretrain", "probe", "train", "evaluate", "analyze")
+    assert tuple(STAGES) == ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate", "analyze")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--settings", "[1, 2]"])

@@ -29,7 +29,18 @@ def test_gpu_environment_is_pinned_and_within_trl_vllm_range(repo):
     gpu = pins(repo / "envs/gpu.txt")
     major, minor, _ = (int(x) for x in gpu["vllm"].split("."))
     assert (0, 22) <= (major, minor) <= (0, 31), "TRL 1.16 supports vllm >=0.22.0,<=0.31.0"
-    assert gpu["trl"] == pins(repo / "envs/cpu.txt")["trl"]
+    cpu = pins(repo / "envs/cpu.txt")
+    assert gpu["trl"] == cpu["trl"] and gpu["torch"] == cpu["torch"]
+
+
+def test_gpu_lock_is_made_from_its_top_level_requirements(repo):
+    """envs/gpu.txt is the full lock of envs/gpu.in (make lock-gpu): each top-level pin is kept, and the lock holds
+    every dependency, torch and its CUDA libraries included."""
+    lock = pins(repo / "envs/gpu.txt")
+    for name, version in pins(repo / "envs/gpu.in").items():
+        assert lock.get(name) == version, f"{name}=={version} (envs/gpu.in) is not in the lock; run make lock-gpu"
+    assert {"torch", "transformers", "accelerate", "datasets", "numpy"} <= set(lock)
+    assert any(name.startswith("nvidia-") for name in lock), "the lock has no CUDA libraries"
 
 
 def conda_pip_pins(path) -> dict[str, str]:

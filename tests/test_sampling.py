@@ -37,6 +37,17 @@ def test_same_seed_same_samples_other_seed_other_samples(sampler):
     assert len(set(texts)) > 1, "n samples at temperature 1 must not all be identical"
 
 
+def test_seeds_follow_the_position_in_the_whole_table(sampler):
+    """A shard starting at a seed-block boundary samples what the same prompts sample in one call."""
+    prompts = ["1+2=", "30+40=", "7*8=", "5+5=", "9*9=", "11+22="]
+    params = SamplingParams(n=8, max_new_tokens=6, seed=2)  # 24 sequences per call: seed blocks of 3 prompts
+    whole = sampler.generate(prompts, params)
+    assert sampler.generate(prompts[3:], params, first_index=3) == whole[3:]
+    assert sampler.generate(prompts[3:], params) != whole[3:]  # without the offset they are other samples
+    with pytest.raises(ValueError, match="first_index 2 is not a multiple of the seed block 3"):
+        sampler.generate(prompts[2:], params, first_index=2)
+
+
 def test_greedy_samples_are_identical(sampler):
     out = sampler.generate(["12+34="], SamplingParams(n=3, max_new_tokens=8, temperature=0))
     assert len({c.text for c in out[0]}) == 1

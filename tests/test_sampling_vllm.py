@@ -17,8 +17,8 @@ import pytest
 from mtarl.modeling import load_tokenizer
 from mtarl.sampling import Completion, SamplingParams, make_sampler, stop_token_ids
 from mtarl.sampling_vllm import (REQUEST_SEED_BITS, VLLMSampler, check_request_order, completions_of_request,
-                                 encode_prompts, extra_stop_ids, generation_config_eos, request_seed, request_seeds,
-                                 vllm_sampling_kwargs)
+                                 encode_prompts, extra_stop_ids, generation_config_eos, greedy_kwargs, request_seed,
+                                 request_seeds, vllm_sampling_kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,39 @@ def test_request_seeds_depend_only_on_seed_and_prompt_index():
     assert request_seed(0, 37) == seeds[37]
     assert len(set(seeds)) == 50
     assert request_seeds(1, 50) != seeds
+    assert request_seeds(0, 20, first_index=30) == seeds[30:]  # a shard of the table gets the same seeds
     # vLLM seeds sample j with seed + j in an int64: every seed leaves room for that
     assert all(0 <= s < 2**REQUEST_SEED_BITS for s in seeds + request_seeds(12345, 500))
+
+
+def test_greedy_continuations_set_every_setting():
+    assert greedy_kwargs(7, 2) == {"n": 1, "max_tokens": 7, "temperature": 0.0, "top_p": 1.0, "top_k": -1,
+                                   "stop_token_ids": [2], "skip_special_tokens": True, "detokenize": False}
+
+
+class FakeEngine:
+    """A stand-in for ``vllm.LLM`` that answers each request with fixed token ids and records what it was asked."""
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, []
+
+    def generate(self, requests, params, use_tqdm):
+        self.calls.append((requests, params))
+        return [SimpleNamespace(prompt_token_ids=r["prompt_token_ids"], outputs=[SimpleNamespace(token_ids=ids)])
+                for r, ids in zip(requests, self.answers)]
+
+
+def test_contamination_completer_encodes_budgets_and_cuts_at_eos(tokenizer):
+    eos = tokenizer.eos_token_id
+    sampler = object.__new__(VLLMSampler)  # no engine start: the engine and vllm.SamplingParams are stand-ins
+    sampler.tokenizer, sampler._vllm = tokenizer, SimpleNamespace(SamplingParams=dict)
+    sampler.llm = FakeEngine([tokenizer("34")["input_ids"] + [eos] + tokenizer("9")["input_ids"],
+                              tokenizer("5 6")["input_ids"]])
+    assert sampler.greedy_completer()(["12+", "x="], [3, 2]) == ["34", "5 6"]
+    requests, params = sampler.llm.calls[0]
+    # the prefix is encoded as the HF completer encodes raw text, with its own token budget
+    assert [r["prompt_token_ids"] for r in requests] == tokenizer(["12+", "x="])["input_ids"]
+    assert [p["max_tokens"] for p in params] == [3, 2] and all(p["temperature"] == 0.0 for p in params)
 
 
 def test_completions_are_decoded_counted_and_ordered(tokenizer):
@@ -121,6 +152,7 @@ def test_kwargs_are_accepted_by_vllm():
                                                                                          temperature=0)):
         made = vllm.SamplingParams(**vllm_sampling_kwargs(params, [1, 2], request_seed(3, 0)))
         assert made.max_tokens == 9 and list(made.stop_token_ids) == [1, 2]
+    assert vllm.SamplingParams(**greedy_kwargs(5, 2)).max_tokens == 5
 
 
 def test_module_imports_without_vllm():

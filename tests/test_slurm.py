@@ -7,7 +7,7 @@ The module fixture installs (apt) and starts munge, MariaDB + slurmdbd, slurmctl
 `snakemake --profile workflow/profiles/slurm --profile tests/profiles/slurm-test --configfile config/smoke.yaml`
 once. The project profile is used as it is, minus its container keys (the image is tests/test_containers.py's
 business); tests/profiles/slurm-test only replaces the site values (partition, account, sizes) with the test
-cluster's, and marks probe/train/evaluate as GPU jobs. The tests then read the run's sbatch calls (--verbose),
+cluster's, and marks probe_shard/train/evaluate as GPU jobs. The tests then read the run's sbatch calls (--verbose),
 SLURM's own accounting (sacct) and the outputs, which must equal those of a local run.
 Skipped only where the cluster cannot be started (not root, no apt); under CI it must run.
 """
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 # Upper bound of the SLURM run: the executor plugin waits forever if sacct fails, and ignores SIGTERM while
 # jobs run, so the run is killed with SIGKILL. It takes about 3 min on an idle 2-core machine.
 RUN_LIMIT_S = 480
-GPU_RULES = {"probe", "train", "evaluate"}
+GPU_RULES = {"probe_shard", "train", "evaluate"}
 # Tables that depend on nothing but config and seeds (one thread per job in both runs), compared with a local run.
 DETERMINISTIC = ["results/data/*/*.parquet", "results/models/*/curve.parquet",
                  "results/probe/*/*/*/samples.parquet", "results/probe/*/*/*/passk.parquet"]
@@ -117,7 +117,7 @@ def sbatch_calls(output: str) -> dict[str, list[str]]:
     """The sbatch command lines the executor ran (logged at debug level), by rule (from --comment)."""
     calls = collections.defaultdict(list)
     for line in re.findall(r"sbatch call: (sbatch .*)", output):
-        calls[re.search(r"--comment rule_([a-z]+)", line)[1]].append(line.split(" --wrap=")[0])
+        calls[rule_of(re.search(r"--comment '?(rule_\S+?)'?(?:\s|$)", line)[1])].append(line.split(" --wrap=")[0])
     return calls
 
 
@@ -132,7 +132,7 @@ def sacct_jobs(uuid: str) -> list[dict[str, str]]:
 
 def rule_of(comment: str) -> str:
     """'rule_train_wildcards_aligned_add3_ground_truth-s1' -> 'train' (the plugin's --comment)."""
-    return re.fullmatch(r"rule_([a-z]+)(?:_wildcards_.*)?", comment)[1]
+    return re.fullmatch(r"rule_([a-z_]+?)(?:_wildcards_.*)?", comment)[1]
 
 
 def test_smoke_study_succeeds_on_slurm(slurm_run):
@@ -148,7 +148,8 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run):
     assert slurm_run.rc == 0, f"see test_smoke_study_succeeds_on_slurm; log: {slurm_run.logfile}"
     planned = job_stats(slurm_run.log)
     planned.pop("all")  # the target rule has no command: Snakemake finishes it itself
-    assert planned == {"prepare": 4, "pretrain": 2, "probe": 4, "train": 8, "evaluate": 12, "analyze": 1}
+    assert planned == {"prepare": 4, "pretrain": 2, "probe_shard": 8, "probe": 4, "train": 8, "evaluate": 12,
+                       "analyze": 1}
 
     jobs = sacct_jobs(slurm_run.uuid)
     assert collections.Counter(rule_of(job["Comment"]) for job in jobs) == planned

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import yaml
 
-RULES = ("prepare", "pretrain", "probe", "train", "evaluate", "analyze")
+RULES = ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate", "analyze")
 
 
 def snakemake(repo: Path, workdir: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -36,12 +36,14 @@ def test_lint_is_clean(repo, tmp_path):
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
 
-def test_dry_run_plans_the_six_rules(repo, tmp_path):
+def test_dry_run_plans_every_rule(repo, tmp_path):
     result = snakemake(repo, tmp_path, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # 2 tasks x 2 base models x 13 variants x 1 seed: probes 2x2, trainings 2x2x13, evaluations 2x2x(base + 13)
-    assert counts == {"prepare": 4, "pretrain": 2, "probe": 4, "train": 52, "evaluate": 56, "analyze": 1, "all": 1}
+    # 2 tasks x 2 base models x 13 variants x 1 seed: probes 2x2 (of 2 shards each), trainings 2x2x13,
+    # evaluations 2x2x(base + 13)
+    assert counts == {"prepare": 4, "pretrain": 2, "probe_shard": 8, "probe": 4, "train": 52, "evaluate": 56,
+                      "analyze": 1, "all": 1}
 
 
 def test_smoke_study_runs_end_to_end(repo, tmp_path):
@@ -68,6 +70,22 @@ def test_smoke_study_runs_end_to_end(repo, tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr, "a finished study must not rerun"
 
     assert_only_changed_jobs_rerun(repo, tmp_path)
+    assert_a_lost_probe_shard_alone_is_resampled(repo, tmp_path)
+
+
+def assert_a_lost_probe_shard_alone_is_resampled(repo: Path, workdir: Path) -> None:
+    """The state a failed or killed shard job leaves (its shard missing, the gather and the analysis not run): the next
+    run samples that shard alone, then gathers it and analyses, and gathers the same samples as before."""
+    probe = workdir / "results/probe/aligned/add3/add3"
+    lost, kept = probe / "shards/1/samples.parquet", probe / "shards/0/samples.parquet"
+    gathered, kept_mtime = pl.read_parquet(probe / "samples.parquet"), kept.stat().st_mtime_ns
+    for path in [lost, *probe.glob("*.parquet"), *(workdir / "results/analysis").iterdir()]:
+        path.unlink()
+    rerun = snakemake(repo, workdir, "--cores", "2", "--configfile", str(repo / "config/smoke.yaml"), timeout=300)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert job_counts(rerun.stdout + rerun.stderr) == {"probe_shard": 1, "probe": 1, "analyze": 1, "all": 1}
+    assert kept.stat().st_mtime_ns == kept_mtime, "the other shard was resampled"
+    assert pl.read_parquet(probe / "samples.parquet").equals(gathered)
 
 
 def assert_only_changed_jobs_rerun(repo: Path, workdir: Path) -> None:
@@ -78,8 +96,10 @@ def assert_only_changed_jobs_rerun(repo: Path, workdir: Path) -> None:
         # one variant's learning rate: its 4 trainings (2 models x 2 tasks), their evaluations, the analysis
         "train: {variant_settings: {one_shot: {learning_rate: 1.0e-4}}}\n":
             {"train": 4, "evaluate": 4, "analyze": 1, "all": 1},
-        # the probe's n: the 4 probes and the analysis
-        "probe: {n: 4}\n": {"probe": 4, "analyze": 1, "all": 1},
+        # the probe's n: the 4 probes (8 shards, 4 gathers) and the analysis
+        "probe: {n: 4}\n": {"probe_shard": 8, "probe": 4, "analyze": 1, "all": 1},
+        # an alignment threshold changes no sample: the 4 gathers and the analysis
+        "probe: {alignment: {strong_threshold: 0.9}}\n": {"probe": 4, "analyze": 1, "all": 1},
     }
     for i, (change, expected) in enumerate(changes.items()):
         (workdir / f"change{i}.yaml").write_text(change)
@@ -109,6 +129,8 @@ def test_edited_rule_code_reruns_its_jobs(repo, tmp_path):
 PAPER_JOBS = {
     # 2 train sets + MATH500, AIME24, AMC23, SynLogic validation and 5 KOR-Bench categories
     "prepare": 11,
+    # 2 models x (8 benchmarks in 1 shard + MATH500 in 4)
+    "probe_shard": 24,
     # 2 models x 9 benchmarks
     "probe": 18,
     # 2 models x 2 domains x (9 official variants + 3 Zhu et al. variants) x 1 seed: 36 official runs + 12

@@ -15,7 +15,8 @@ import sys
 STAGES = {
     "prepare": "write a task's train and eval problem tables",
     "pretrain": "pretrain a tiny base model and select its checkpoint by pass@k (miniature)",
-    "probe": "pass@k curve of a base model on a task's eval split",
+    "probe_shard": "sample and verify one shard of a base model's probe on a benchmark",
+    "probe": "gather probe shards: pass@k, maj@k, avg@k, contamination and the alignment verdict",
     "train": "GRPO training of one variant with TRL, resumable",
     "evaluate": "score a base or trained model on a task's eval split",
     "analyze": "aggregate probes and evaluations into the summary table, figure and report",

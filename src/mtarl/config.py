@@ -123,6 +123,10 @@ def cross_field_errors(config: dict) -> list[str]:
         if check["contamination_ratio"] not in probe["contamination"]["ratios"]:
             errors.append(f"config key 'probe.alignment.contamination_ratio': {check['contamination_ratio']} is not "
                           "one of probe.contamination.ratios")
+    known = {b for task in config["tasks"] for b in benchmarks(config, task)}
+    for name in sorted(set(probe.get("benchmark_shards", {})) - known):
+        errors.append(f"config key 'probe.benchmark_shards.{name}': no task has a benchmark {name!r} "
+                      f"(benchmarks: {', '.join(sorted(known))})")
     return errors
 
 
@@ -205,3 +209,22 @@ def parse_run(run: str) -> tuple[str, int | None]:
 
 def stage_settings(config: dict, *sections: str) -> dict:
     return {section: config[section] for section in sections}
+
+
+# The probe settings a shard's samples depend on (mtarl.probe_shard): a change of any other probe setting
+# (bootstrap, alignment thresholds) reruns only the gathering job.
+PROBE_SAMPLING_KEYS = ("n", "n_problems", "seed", "contamination")
+
+
+def probe_shards(config: dict, benchmark: str) -> int:
+    """How many shards the probe of ``benchmark`` is split into: its ``probe.benchmark_shards`` entry or
+    ``probe.shards``."""
+    return config["probe"].get("benchmark_shards", {}).get(benchmark, config["probe"]["shards"])
+
+
+def probe_settings(config: dict, benchmark: str, chat: str | None, *, shard: bool) -> dict:
+    """The settings of a probe job of ``benchmark``: a shard's (what its samples depend on) or the gather's (all)."""
+    probe = {k: v for k, v in config["probe"].items() if k not in ("shards", "benchmark_shards")}
+    if shard:
+        probe = {k: probe[k] for k in PROBE_SAMPLING_KEYS}
+    return {"probe": probe, "sampling": config["sampling"], "chat": chat, "shards": probe_shards(config, benchmark)}

@@ -23,6 +23,8 @@ import polars as pl
 import torch
 from rouge_score import rouge_scorer, tokenizers
 
+from mtarl.sampling import until_eos
+
 DEFAULT_RATIOS = (0.4, 0.6, 0.8)
 
 Completer = Callable[[list[str], list[int]], list[str]]
@@ -193,8 +195,4 @@ def _generate_batch(model, tokenizer, prefixes: list[str], budgets: list[int]) -
     )
     generated = output[:, batch["input_ids"].shape[1] :].tolist()
     eos = tokenizer.eos_token_id
-    return [decode(tokenizer, _until_eos(ids[:budget], eos)) for ids, budget in zip(generated, budgets, strict=True)]
-
-
-def _until_eos(ids: list[int], eos: int | None) -> list[int]:
-    return ids[: ids.index(eos)] if eos is not None and eos in ids else ids
+    return [decode(tokenizer, until_eos(ids[:budget], eos)) for ids, budget in zip(generated, budgets, strict=True)]

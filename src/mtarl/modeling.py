@@ -6,6 +6,7 @@ transformers config; ``load`` is the one place where stages load a model and tok
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -63,3 +64,29 @@ def load(path: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrained
 
 def n_parameters(model: PreTrainedModel) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def model_revision(path: str) -> str | None:
+    """What identifies the weights at ``path`` for a run manifest, without reading them.
+
+    A local directory: ``local:`` and a hash of its config.json and its files' names and sizes. A hub id: the commit
+    of the cached snapshot (``hub:<commit>``), or None when it is not in the local cache.
+    """
+    local = Path(path)
+    if local.is_dir():
+        digest = hashlib.sha256()
+        config_file = local / "config.json"
+        if config_file.exists():
+            digest.update(config_file.read_bytes())
+        for file in sorted(p for p in local.rglob("*") if p.is_file()):
+            digest.update(f"{file.relative_to(local)}:{file.stat().st_size}\n".encode())
+        return f"local:{digest.hexdigest()[:16]}"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    cached = try_to_load_from_cache(path, "config.json")
+    if not isinstance(cached, str):
+        return None
+    parts = Path(cached).parts
+    return f"hub:{parts[parts.index('snapshots') + 1]}" if "snapshots" in parts else None

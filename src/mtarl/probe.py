@@ -1,47 +1,67 @@
-"""Stage ``probe``: a base model's pass@k curve on a task's eval split (the study's alignment measure).
+"""Stage ``probe``: gather a base model's probe shards into its pass@k curve on a benchmark (the alignment measure).
 
-Run: ``mtarl probe --settings JSON --model PATH_OR_ID --model-name M --task T --benchmark B --problems B.parquet
---samples S.parquet --passk P.parquet --metrics M.parquet``
+Run: ``mtarl probe --settings JSON --model-name M --task T --benchmark B --problems B.parquet
+--shard-samples S0.parquet S1.parquet ... --shard-contamination C0.parquet C1.parquet ...
+--samples S.parquet --passk P.parquet --metrics M.parquet --contamination C.parquet --alignment A.parquet``
 
-Samples ``n`` completions per problem at the rollout settings (temperature 1, top_p 1, top_k off), verifies them and
-writes the per-sample table (schema in ``mtarl.scoring``), the pass@k table
-(``k`` int (1, 2, 4, ..., n), ``pass_at_k`` float (unbiased estimator), ``n`` int, ``n_problems`` int,
-``model``, ``task``, ``benchmark`` str), and the metrics table (``metric`` pass@k | maj@k | avg@k, ``k``, ``value``,
-``ci_low``, ``ci_high`` (bootstrap over problems), ``n``, ``n_problems``, ``model``, ``task``, ``benchmark``).
-Per-sample rows are kept so any metric can be recomputed without sampling again.
-
-It also runs the contamination check (``mtarl.contamination``: problem statements cut at ``ratios``, greedy-completed
-by the base model, EM and ROUGE-L against the true remainder; one row per problem x ratio) and writes the alignment
-verdict of this model x benchmark (``mtarl.alignment``: strong/weak from pass@k, and the paper's partition
-contaminated-strong / clean-strong / clean-weak), which the analysis reads.
+The shards (``mtarl probe_shard``) sampled ``n`` completions per problem at the rollout settings (temperature 1,
+top_p 1, top_k off) and verified them. This stage checks that the shards are complete and of one layout, then writes:
+- samples: the per-sample table of every probed problem (schema in ``mtarl.scoring``), so any metric can be
+  recomputed without sampling again;
+- passk: ``k`` int (1, 2, 4, ..., n), ``pass_at_k`` float (unbiased estimator), ``n`` int, ``n_problems`` int,
+  ``model``, ``task``, ``benchmark`` str;
+- metrics: ``metric`` pass@k | maj@k | avg@k, ``k``, ``value``, ``ci_low``, ``ci_high`` (bootstrap over problems),
+  ``n``, ``n_problems``, ``model``, ``task``, ``benchmark``;
+- contamination: the contamination check (``mtarl.contamination``: one row per problem x ratio);
+- alignment: the verdict of this model x benchmark (``mtarl.alignment``: strong/weak from pass@k, and the paper's
+  partition contaminated-strong / clean-strong / clean-weak), which the analysis reads.
+Every output's manifest lists the shards with their ranges, backend, hardware and wall time.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import polars as pl
 
-from mtarl import alignment, contamination, io, metrics, scoring
-from mtarl.prompts import MATH_TEMPLATE
-from mtarl.sampling import HFSampler
+from mtarl import alignment, contamination, io, metrics
+from mtarl.probe_shard import layout, probe_problems
 
 
-def problem_statement(prompt: str) -> str:
-    """The raw problem: the contamination check feeds no instruction or template (study.md 2.4)."""
-    return prompt.removeprefix(MATH_TEMPLATE)
+class IncompleteProbe(ValueError):
+    """The shards do not add up to the probe the settings describe."""
 
 
-def contamination_check(sampler, problems: pl.DataFrame, settings: dict) -> pl.DataFrame:
-    """The per-problem contamination table of ``settings['n_problems']`` problems (all if null)."""
-    if not isinstance(sampler, HFSampler):
-        raise NotImplementedError("the contamination check runs on the hf backend; set probe.contamination.enabled "
-                                  "to false for other backends")
-    rows = problems.head(settings["n_problems"]) if settings["n_problems"] else problems
-    statements = [(pid, problem_statement(p)) for pid, p in zip(rows["id"], rows["prompt"])]
-    complete = contamination.hf_greedy_completer(sampler.model, sampler.tokenizer)
-    return contamination.contamination_table(statements, sampler.tokenizer, complete, settings["ratios"])
+def read_shards(paths: list[str], settings: dict, problems: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
+    """The shards' samples in problem order and their manifests, after checking that together they are the probe."""
+    expected = layout(settings, problems.height)
+    if len(paths) != len(expected):
+        raise IncompleteProbe(f"{len(paths)} shard files for a probe of {len(expected)} shards")
+    manifests = [io.read_manifest(path) for path in paths]
+    for index, (path, record) in enumerate(zip(paths, manifests)):
+        shard = record.get("shard", {})
+        if (shard.get("index"), shard.get("start"), shard.get("stop")) != (index, *expected[index]):
+            raise IncompleteProbe(f"{path} holds shard {shard} of another layout; expected shard {index} with rows "
+                                  f"{expected[index]} (rerun the probe_shard jobs)")
+    samples = pl.concat([pl.read_parquet(path) for path in paths])
+    check_complete(samples, problems, settings["probe"]["n"])
+    return samples, manifests
+
+
+def check_complete(samples: pl.DataFrame, problems: pl.DataFrame, n: int) -> None:
+    counts = samples.group_by("problem_id", maintain_order=True).len()
+    if counts["problem_id"].to_list() != problems["id"].to_list():
+        raise IncompleteProbe(f"the shards hold {counts.height} problems, not the {problems.height} probed ones in "
+                              "order")
+    short = counts.filter(pl.col("len") != n)
+    if short.height:
+        raise IncompleteProbe(f"{short.height} problems do not have {n} samples, e.g. {short.row(0)}")
+
+
+def shard_summary(manifests: list[dict]) -> list[dict]:
+    """What the gathered manifest records about each shard."""
+    return [{**{k: v for k, v in record["shard"].items() if k != "ranges"}, "backend": record.get("backend"),
+             "hardware": record.get("hardware"), "wall_seconds": record.get("wall_seconds")} for record in manifests]
 
 
 def alignment_rule(settings: dict) -> alignment.AlignmentRule:
@@ -51,49 +71,43 @@ def alignment_rule(settings: dict) -> alignment.AlignmentRule:
                                    em_threshold=settings["em_threshold"])
 
 
-def run(settings: dict, model: str, model_name: str, task: str, benchmark: str, problems: str, samples_path: str,
-        passk_path: str, metrics_path: str, contamination_path: str, alignment_path: str) -> pl.DataFrame:
-    probe, sampling = settings["probe"], settings["sampling"]
-    params = scoring.sampling_params(sampling, n=probe["n"], seed=probe["seed"])
-    chat = scoring.chat_for(sampling, settings.get("chat"))
-    table_of_problems = pl.read_parquet(problems)
-    if probe.get("n_problems"):
-        table_of_problems = table_of_problems.head(probe["n_problems"])
-    sampler = scoring.make_sampler(sampling["backend"], model, max_batch_sequences=sampling["max_batch_sequences"],
-                                   chat=chat, dtype=sampling["dtype"])
-    started = time.time()
-    samples = scoring.sample_and_score(sampler, table_of_problems, params)
-    elapsed = time.time() - started
+def run(settings: dict, model_name: str, task: str, benchmark: str, problems: str, shard_samples: list[str],
+        shard_contamination: list[str], samples_path: str, passk_path: str, metrics_path: str,
+        contamination_path: str, alignment_path: str) -> pl.DataFrame:
+    probe = settings["probe"]
+    samples, manifests = read_shards(shard_samples, settings, probe_problems(problems, probe))
     names = dict(model=pl.lit(model_name), task=pl.lit(task), benchmark=pl.lit(benchmark))
     table = metrics.pass_at_k_table(samples).with_columns(**names)
     full = metrics.probe_metrics_table(samples, n_boot=probe["n_boot"], seed=probe["seed"]).with_columns(**names)
-    check = probe["contamination"]
-    contaminated = contamination_check(sampler, table_of_problems, check) if check["enabled"] else None
-    summary = contamination.summarize_contamination(contaminated).with_columns(
-        model=pl.lit(model_name), task=pl.lit(task)) if contaminated is not None else None
+    checked = pl.concat([pl.read_parquet(path) for path in shard_contamination]).with_columns(**names)
+    summary = contamination.summarize_contamination(checked) if probe["contamination"]["enabled"] else None
     verdict = alignment.alignment_table(table, alignment_rule(probe["alignment"]), summary)
-    record = io.manifest("probe", probe["seed"], settings, model=model, model_name=model_name, task=task,
-                         benchmark=benchmark, backend=sampling["backend"], sampling=params.to_dict(), chat=chat,
-                         wall_seconds=round(elapsed, 1))
+    first = manifests[0]
+    record = io.manifest("probe", probe["seed"], settings, model=first.get("model"),
+                         model_revision=first.get("model_revision"), model_name=model_name, task=task,
+                         benchmark=benchmark, backend=first.get("backend"), sampling=first.get("sampling"),
+                         shards=shard_summary(manifests),
+                         wall_seconds=round(sum(m.get("wall_seconds") or 0 for m in manifests), 1))
     io.write_parquet(samples, samples_path, record)
     io.write_parquet(table, passk_path, record)
     io.write_parquet(full, metrics_path, record)
-    empty = pl.DataFrame({"problem_id": [], "ratio": []}, schema={"problem_id": pl.String, "ratio": pl.Float64})
-    io.write_parquet((contaminated if contaminated is not None else empty).with_columns(**names),
-                     contamination_path, record)
+    io.write_parquet(checked, contamination_path, record)
     io.write_parquet(verdict.with_columns(benchmark=pl.lit(benchmark)), alignment_path, record)
     curve = ", ".join(f"pass@{k} {v:.3f}" for k, v in zip(table["k"], table["pass_at_k"]))
     label = verdict["partition"][0] or verdict["alignment"][0]
-    print(f"probe: {model_name} x {task}/{benchmark}: {samples.height} samples in {elapsed:.1f}s; {curve}; {label}")
+    print(f"probe: {model_name} x {task}/{benchmark}: {samples.height} samples from {len(manifests)} shards; "
+          f"{curve}; {label}")
     return table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model directory or hub id")
     parser.add_argument("--model-name", required=True, help="the model's name in config")
     parser.add_argument("--task", required=True, help="the task's name in config")
     parser.add_argument("--benchmark", required=True, help="the benchmark's name in config")
     parser.add_argument("--problems", required=True, help="the benchmark's problem parquet")
+    parser.add_argument("--shard-samples", required=True, nargs="+", help="per-sample parquets of the shards, in order")
+    parser.add_argument("--shard-contamination", required=True, nargs="+",
+                        help="contamination parquets of the shards, in order")
     parser.add_argument("--samples", required=True, help="output per-sample parquet")
     parser.add_argument("--passk", required=True, help="output pass@k parquet")
     parser.add_argument("--metrics", required=True, help="output parquet of pass@k, maj@k, avg@k with intervals")
@@ -102,5 +116,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    run(args.settings, args.model, args.model_name, args.task, args.benchmark, args.problems, args.samples,
-        args.passk, args.metrics, args.contamination, args.alignment)
+    run(args.settings, args.model_name, args.task, args.benchmark, args.problems, args.shard_samples,
+        args.shard_contamination, args.samples, args.passk, args.metrics, args.contamination, args.alignment)

@@ -1,6 +1,9 @@
 """Sampling backends behind one small interface.
 
-A backend turns prompts into ``n`` completions each: ``Sampler.generate(prompts, params) -> list[list[Completion]]``.
+A backend turns prompts into ``n`` completions each:
+``Sampler.generate(prompts, params, first_index=0) -> list[list[Completion]]``, where ``first_index`` is the position of
+``prompts[0]`` in the whole problem table: seeds follow that position, so a shard of a table samples exactly what the
+same rows sample in one call (``seed_block`` says where shard boundaries may fall).
 - ``hf``: batched ``model.generate`` with a KV cache (CPU or GPU), many prompts x ``n`` sequences per call;
 - ``vllm``: the GPU backend for the paper configuration (issue: alignment probe); imported only when chosen, so CPU
   runs never need vLLM installed.
@@ -12,10 +15,12 @@ a result (vLLM's default max_tokens is 16, HF's default top_k is 50).
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import torch
+from tqdm.auto import tqdm
 
 
 @dataclass(frozen=True)
@@ -41,13 +46,39 @@ class Completion:
 class Sampler(Protocol):
     name: str
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]: ...
+    def generate(self, prompts: list[str], params: SamplingParams, first_index: int = 0) -> list[list[Completion]]: ...
+
+    def greedy_completer(self): ...
+
+    def describe(self) -> dict: ...
+
+
+def seed_block(backend: str, max_batch_sequences: int, n: int) -> int:
+    """How many consecutive prompts share one random stream: a shard of a problem table samples exactly what the same
+    rows sample in an unsharded run when its first row is a multiple of this.
+
+    The hf backend seeds each generate call of ``max_batch_sequences // n`` prompts (one stream per call: per-row
+    streams are not possible inside ``model.generate``); vLLM seeds every prompt's request on its own.
+    """
+    if backend == "vllm":
+        return 1
+    return max(1, max_batch_sequences // n)
 
 
 def chunk_seed(seed: int, first_prompt_index: int) -> int:
     """The torch seed of the chunk that starts at ``first_prompt_index``: results do not depend on earlier chunks."""
     digest = hashlib.sha256(f"{seed}:{first_prompt_index}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def until_eos(ids: list[int], eos: int | None) -> list[int]:
+    """The token ids before the first ``eos`` (all of them if it never came)."""
+    return ids[: ids.index(eos)] if eos is not None and eos in ids else ids
+
+
+def progress_bar(total: int, description: str):
+    """A progress bar on stderr (the job's log): updates at most every 10 s, so logs stay readable."""
+    return tqdm(total=total, desc=description, unit="prompt", file=sys.stderr, mininterval=10, disable=total == 0)
 
 
 def stop_token_ids(tokenizer, chat: dict | None) -> list[int]:
@@ -95,13 +126,40 @@ class HFSampler:
         return render_prompt(self.tokenizer, prompt, self.chat)
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
-        per_chunk = max(1, self.max_batch_sequences // params.n)
+    def generate(self, prompts: list[str], params: SamplingParams, first_index: int = 0) -> list[list[Completion]]:
+        per_chunk = seed_block(self.name, self.max_batch_sequences, params.n)
+        if first_index % per_chunk:
+            raise ValueError(f"first_index {first_index} is not a multiple of the seed block {per_chunk}: the samples "
+                             "would differ from an unsharded run (see mtarl.sampling.seed_block)")
         results: list[list[Completion]] = []
-        for start in range(0, len(prompts), per_chunk):
-            torch.manual_seed(chunk_seed(params.seed, start))
-            results.extend(self._generate_chunk(prompts[start : start + per_chunk], params))
+        with progress_bar(len(prompts), f"sampling n={params.n}") as bar:
+            for start in range(0, len(prompts), per_chunk):
+                torch.manual_seed(chunk_seed(params.seed, first_index + start))
+                results.extend(self._generate_chunk(prompts[start : start + per_chunk], params))
+                bar.update(min(per_chunk, len(prompts) - start))
         return results
+
+    def describe(self) -> dict:
+        """What a run manifest records about this backend: transformers version, device, dtype, batching."""
+        import transformers
+
+        device = self.model.device
+        return {
+            "backend": self.name,
+            "transformers_version": transformers.__version__,
+            "device": str(device),
+            "gpu_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "max_batch_sequences": self.max_batch_sequences,
+            "stop_token_ids": list(self.stop_ids),
+            "seeds": "torch.manual_seed(sha256(f'{seed}:{first prompt index of each generate call}'))",
+        }
+
+    def greedy_completer(self):
+        """``complete(prefixes, max_new_tokens) -> texts``: greedy continuations of raw text (contamination check)."""
+        from mtarl.contamination import hf_greedy_completer
+
+        return hf_greedy_completer(self.model, self.tokenizer)
 
     def _generate_chunk(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         batch = self.tokenizer(

@@ -27,7 +27,7 @@ import logging
 import os
 from typing import Any, Callable, Sequence
 
-from mtarl.sampling import Completion, SamplingParams, chunk_seed, render_prompt, stop_token_ids
+from mtarl.sampling import Completion, SamplingParams, chunk_seed, render_prompt, stop_token_ids, until_eos
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,9 @@ def request_seed(seed: int, prompt_index: int) -> int:
     return chunk_seed(seed, prompt_index) & ((1 << REQUEST_SEED_BITS) - 1)
 
 
-def request_seeds(seed: int, n_prompts: int) -> list[int]:
-    return [request_seed(seed, i) for i in range(n_prompts)]
+def request_seeds(seed: int, n_prompts: int, first_index: int = 0) -> list[int]:
+    """Seeds of the prompts at positions ``first_index, first_index + 1, ...`` of the problem table."""
+    return [request_seed(seed, first_index + i) for i in range(n_prompts)]
 
 
 def is_greedy(params: SamplingParams) -> bool:
@@ -104,6 +105,12 @@ def completions_of_request(request_output: Any, params: SamplingParams,
     if is_greedy(params):  # one decode per prompt; its n copies are identical by definition
         completions = completions * params.n
     return completions
+
+
+def greedy_kwargs(max_new_tokens: int, eos: int | None) -> dict[str, Any]:
+    """vLLM SamplingParams of one greedy continuation (contamination check): every setting explicit."""
+    return {"n": 1, "max_tokens": max_new_tokens, "temperature": 0.0, "top_p": 1.0, "top_k": -1,
+            "stop_token_ids": [] if eos is None else [eos], "skip_special_tokens": True, "detokenize": False}
 
 
 def check_request_order(request_outputs: Sequence[Any], prompt_ids: Sequence[list[int]]) -> None:
@@ -182,14 +189,29 @@ class VLLMSampler:
             **engine_kwargs,
         )
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, prompts: list[str], params: SamplingParams, first_index: int = 0) -> list[list[Completion]]:
         prompt_ids = encode_prompts(self.tokenizer, prompts, self.chat)
         requests = [{"prompt_token_ids": ids} for ids in prompt_ids]
         per_request = [self._vllm.SamplingParams(**vllm_sampling_kwargs(params, self.stop_ids, seed))
-                       for seed in request_seeds(params.seed, len(prompts))]
-        outputs = self.llm.generate(requests, per_request, use_tqdm=False)
+                       for seed in request_seeds(params.seed, len(prompts), first_index)]
+        outputs = self.llm.generate(requests, per_request, use_tqdm=True)
         check_request_order(outputs, prompt_ids)
         return [completions_of_request(out, params, self._decode) for out in outputs]
+
+    def greedy_completer(self) -> Callable[[list[str], list[int]], list[str]]:
+        """``complete(prefixes, max_new_tokens) -> texts`` for the contamination check: greedy continuations of raw
+        text, each with its own budget, cut at the first EOS; the prefix is encoded as the HF completer does it."""
+        eos = self.tokenizer.eos_token_id
+
+        def complete(prefixes: list[str], max_new_tokens: list[int]) -> list[str]:
+            prompt_ids = self.tokenizer(list(prefixes))["input_ids"]
+            requests = [{"prompt_token_ids": ids} for ids in prompt_ids]
+            per_request = [self._vllm.SamplingParams(**greedy_kwargs(budget, eos)) for budget in max_new_tokens]
+            outputs = self.llm.generate(requests, per_request, use_tqdm=True)
+            check_request_order(outputs, prompt_ids)
+            return [self._decode(until_eos(list(out.outputs[0].token_ids), eos)) for out in outputs]
+
+        return complete
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

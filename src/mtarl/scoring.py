@@ -24,9 +24,11 @@ SAMPLE_SCHEMA = {
 }
 
 
-def sample_and_score(sampler: Sampler, problems: pl.DataFrame, params: SamplingParams) -> pl.DataFrame:
-    """``params.n`` scored samples for every row of ``problems`` (columns ``id``, ``prompt``, ``answer``, ``family``)."""
-    outputs = sampler.generate(problems["prompt"].to_list(), params)
+def sample_and_score(sampler: Sampler, problems: pl.DataFrame, params: SamplingParams,
+                     first_index: int = 0) -> pl.DataFrame:
+    """``params.n`` scored samples for every row of ``problems`` (columns ``id``, ``prompt``, ``answer``, ``family``);
+    ``first_index``: the position of the first row in its whole table (a shard's offset; seeds follow it)."""
+    outputs = sampler.generate(problems["prompt"].to_list(), params, first_index)
     flat = [(problem, index, completion) for problem, completions in zip(problems.iter_rows(named=True), outputs,
                                                                          strict=True)
             for index, completion in enumerate(completions)]

@@ -17,9 +17,12 @@ wildcard_constraints:
     run=r"base|[A-Za-z][A-Za-z0-9_.]*-s\d+",
     split=r"[A-Za-z][A-Za-z0-9_.]*",
     benchmark=r"[A-Za-z][A-Za-z0-9_.]*",
+    shard=r"\d+",
 
 
 RESULTS = "results"
+# One model's probe on one benchmark: the gathered tables, and its shards under shards/<i>/.
+PROBE = f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}"
 
 
 def problems(task, split):
@@ -135,9 +138,21 @@ def chat_name(model):
     return config["models"][model].get("chat")
 
 
+def probe_shard_settings(wildcards):
+    settings = mtarl_config.probe_settings(config, wildcards.benchmark, chat_name(wildcards.model), shard=True)
+    return json.dumps(settings, sort_keys=True)
+
+
 def probe_settings(wildcards):
-    settings = mtarl_config.stage_settings(config, "probe", "sampling")
-    return json.dumps({**settings, "chat": chat_name(wildcards.model)}, sort_keys=True)
+    settings = mtarl_config.probe_settings(config, wildcards.benchmark, chat_name(wildcards.model), shard=False)
+    return json.dumps(settings, sort_keys=True)
+
+
+def probe_shard_files(wildcards, table):
+    """The ``table`` parquet of every shard of a probe, in shard order."""
+    shards = mtarl_config.probe_shards(config, wildcards.benchmark)
+    probe = PROBE.format(model=wildcards.model, task=wildcards.task, benchmark=wildcards.benchmark)
+    return [f"{probe}/shards/{i}/{table}.parquet" for i in range(shards)]
 
 
 def train_settings(wildcards):

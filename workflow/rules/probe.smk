@@ -1,21 +1,18 @@
-rule probe:
-    """pass@k of a base model on one benchmark of a task: the model-task alignment measure."""
+rule probe_shard:
+    """Samples and verifies one shard (a run of problems) of a base model's probe on one benchmark."""
     input:
         model=base_model_input,
         problems=problems("{task}", "{benchmark}"),
     output:
-        samples=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/samples.parquet",
-        passk=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/passk.parquet",
-        metrics=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/metrics.parquet",
-        contamination=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/contamination.parquet",
-        alignment=f"{RESULTS}/probe/{{model}}/{{task}}/{{benchmark}}/alignment.parquet",
+        samples=f"{PROBE}/shards/{{shard}}/samples.parquet",
+        contamination=f"{PROBE}/shards/{{shard}}/contamination.parquet",
     params:
-        settings=probe_settings,
+        settings=probe_shard_settings,
         model=base_model_param,
     log:
-        "logs/probe/{model}/{task}/{benchmark}.log",
+        "logs/probe/{model}/{task}/{benchmark}/shard{shard}.log",
     benchmark:
-        "benchmarks/probe/{model}/{task}/{benchmark}.tsv"
+        "benchmarks/probe/{model}/{task}/{benchmark}/shard{shard}.tsv"
     threads: 1
     resources:
         gpu=uses_gpu("probe"),
@@ -24,9 +21,39 @@ rule probe:
     container:
         image(stage_kind())
     shell:
-        "mtarl probe --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
-        "--model {params.model:q} "
+        "mtarl probe_shard --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
+        "--model {params.model:q} --task {wildcards.task} --benchmark {wildcards.benchmark} "
+        "--problems {input.problems} --shard {wildcards.shard} "
+        "--samples {output.samples} --contamination {output.contamination} > {log} 2>&1"
+
+
+rule probe:
+    """pass@k, maj@k and avg@k of a base model on one benchmark, its contamination check and alignment verdict."""
+    input:
+        problems=problems("{task}", "{benchmark}"),
+        samples=lambda wildcards: probe_shard_files(wildcards, "samples"),
+        contamination=lambda wildcards: probe_shard_files(wildcards, "contamination"),
+    output:
+        samples=f"{PROBE}/samples.parquet",
+        passk=f"{PROBE}/passk.parquet",
+        metrics=f"{PROBE}/metrics.parquet",
+        contamination=f"{PROBE}/contamination.parquet",
+        alignment=f"{PROBE}/alignment.parquet",
+    params:
+        settings=probe_settings,
+    log:
+        "logs/probe/{model}/{task}/{benchmark}/gather.log",
+    benchmark:
+        "benchmarks/probe/{model}/{task}/{benchmark}/gather.tsv"
+    threads: 1
+    conda:
+        conda_env("cpu")
+    container:
+        image("cpu")
+    shell:
+        "mtarl probe --settings {params.settings:q} --threads {threads} "
         "--model-name {wildcards.model} --task {wildcards.task} --benchmark {wildcards.benchmark} "
         "--problems {input.problems} "
+        "--shard-samples {input.samples} --shard-contamination {input.contamination} "
         "--samples {output.samples} --passk {output.passk} --metrics {output.metrics} "
         "--contamination {output.contamination} --alignment {output.alignment} > {log} 2>&1"

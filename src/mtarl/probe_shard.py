@@ -1,0 +1,122 @@
+"""Stage ``probe_shard``: sample and verify one shard of a base model's probe on a benchmark.
+
+Run: ``mtarl probe_shard --settings JSON --model PATH_OR_ID --task T --benchmark B --problems B.parquet --shard I
+--samples S.parquet --contamination C.parquet``
+
+A probe of one model x benchmark is split by problem into ``settings['shards']`` shards, each a separate job;
+``mtarl probe`` gathers them. Shard ``I`` covers the rows ``shard_ranges(...)[I]`` of the probed problems (the first
+``probe.n_problems`` rows of the benchmark, all if null). Boundaries fall on the sampler's seed blocks
+(``mtarl.sampling.seed_block``) and seeds follow a row's position in the whole table, so a sharded probe stores
+exactly the samples an unsharded one does. A shard with no rows (more shards than seed blocks) writes empty tables.
+
+Outputs, each with a manifest (model and revision, backend and its version, sampling parameters, seed, shard range,
+hardware, library versions):
+- samples: the per-sample table of ``mtarl.scoring`` for the shard's problems;
+- contamination: the contamination check (``mtarl.contamination``) of the shard's problems among the first
+  ``probe.contamination.n_problems`` of the table (empty when the check is off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import polars as pl
+
+from mtarl import contamination, io, scoring
+from mtarl.modeling import model_revision
+from mtarl.prompts import MATH_TEMPLATE
+from mtarl.sampling import seed_block
+
+def probe_problems(path: str, probe: dict) -> pl.DataFrame:
+    """The probed rows of a benchmark's problem table: its first ``probe['n_problems']`` (all if null)."""
+    table = pl.read_parquet(path)
+    return table.head(probe["n_problems"]) if probe.get("n_problems") else table
+
+
+def shard_ranges(n_rows: int, shards: int, block: int) -> list[tuple[int, int]]:
+    """Row ranges ``[start, stop)`` of ``shards`` shards of ``n_rows`` rows, each a run of whole ``block``-row
+    blocks, as even as blocks allow (trailing shards are empty when there are fewer blocks than shards)."""
+    if shards < 1 or block < 1:
+        raise ValueError(f"shards ({shards}) and block ({block}) must be positive")
+    n_blocks = -(-n_rows // block)
+    edges = [min(n_rows, (i * n_blocks // shards) * block) for i in range(shards + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def layout(settings: dict, n_rows: int) -> list[tuple[int, int]]:
+    """The shard ranges of a probe with these settings over ``n_rows`` problems."""
+    sampling = settings["sampling"]
+    block = seed_block(sampling["backend"], sampling["max_batch_sequences"], settings["probe"]["n"])
+    return shard_ranges(n_rows, settings["shards"], block)
+
+
+def problem_statement(prompt: str) -> str:
+    """The raw problem: the contamination check feeds no instruction or template (study.md 2.4)."""
+    return prompt.removeprefix(MATH_TEMPLATE)
+
+
+def rows_to_check(rows: pl.DataFrame, start: int, check: dict) -> pl.DataFrame:
+    """The shard's rows among the first ``check['n_problems']`` rows of the whole table (all if null)."""
+    if not check["enabled"]:
+        return rows.clear()
+    if check["n_problems"] is None:
+        return rows
+    return rows.head(max(0, check["n_problems"] - start))
+
+
+def contamination_check(sampler, rows: pl.DataFrame, ratios: list[float]) -> pl.DataFrame:
+    """The per-problem x ratio contamination table of ``rows`` (schema ``contamination.CONTAMINATION_SCHEMA``)."""
+    statements = [(pid, problem_statement(p)) for pid, p in zip(rows["id"], rows["prompt"])]
+    return contamination.contamination_table(statements, sampler.tokenizer, sampler.greedy_completer(), ratios)
+
+
+def run(settings: dict, model: str, task: str, benchmark: str, problems: str, shard: int, samples_path: str,
+        contamination_path: str) -> pl.DataFrame:
+    probe, sampling = settings["probe"], settings["sampling"]
+    table = probe_problems(problems, probe)
+    ranges = layout(settings, table.height)
+    if not 0 <= shard < len(ranges):
+        raise ValueError(f"shard {shard} does not exist: the probe has {len(ranges)} shards (0 to {len(ranges) - 1})")
+    start, stop = ranges[shard]
+    rows = table.slice(start, stop - start)
+    params = scoring.sampling_params(sampling, n=probe["n"], seed=probe["seed"])
+    started = time.time()
+    samples = pl.DataFrame(schema=scoring.SAMPLE_SCHEMA)
+    checked = pl.DataFrame(schema=contamination.CONTAMINATION_SCHEMA)
+    backend = {"backend": sampling["backend"]}
+    if rows.height:  # an empty shard loads no model
+        chat = scoring.chat_for(sampling, settings.get("chat"))
+        sampler = scoring.make_sampler(sampling["backend"], model, max_batch_sequences=sampling["max_batch_sequences"],
+                                       chat=chat, dtype=sampling["dtype"])
+        backend = sampler.describe()
+        samples = scoring.sample_and_score(sampler, rows, params, first_index=start)
+        to_check = rows_to_check(rows, start, probe["contamination"])
+        if to_check.height:
+            checked = contamination_check(sampler, to_check, probe["contamination"]["ratios"])
+    elapsed = time.time() - started
+    record = io.manifest("probe_shard", probe["seed"], settings, model=model, model_revision=model_revision(model),
+                         task=task, benchmark=benchmark, backend=backend, sampling=params.to_dict(),
+                         shard={"index": shard, "start": start, "stop": stop, "n_rows": table.height,
+                                "ranges": ranges},
+                         wall_seconds=round(elapsed, 1))
+    io.write_parquet(samples, samples_path, record)
+    io.write_parquet(checked, contamination_path, record)
+    print(f"probe_shard: {model} x {task}/{benchmark} shard {shard} (rows {start}-{stop} of {table.height}): "
+          f"{samples.height} samples, {checked.height} contamination rows in {elapsed:.1f}s")
+    return samples
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model directory or hub id")
+    parser.add_argument("--task", required=True, help="the task's name in config")
+    parser.add_argument("--benchmark", required=True, help="the benchmark's name in config")
+    parser.add_argument("--problems", required=True, help="the benchmark's problem parquet")
+    parser.add_argument("--shard", required=True, type=int, help="index of the shard (0-based)")
+    parser.add_argument("--samples", required=True, help="output per-sample parquet of the shard")
+    parser.add_argument("--contamination", required=True, help="output contamination parquet of the shard")
+
+
+def main(args: argparse.Namespace) -> None:
+    run(args.settings, args.model, args.task, args.benchmark, args.problems, args.shard, args.samples,
+        args.contamination)
