@@ -28,8 +28,11 @@ Steps:
    - vllm_reproducible: the same seed gives the same samples; vllm_seed_matters: another seed gives others;
    - agree_*: vLLM and HF sample the same distribution: share of correct samples and of stopped samples within 0.05,
      mean completion length within 10 % (same model, prompts and settings; 8192 samples each by default).
-   Reported, not checked: the share of the first 8 prompts whose samples are identical when sampled alone (vLLM
-   promises this only in batch-invariant mode), and samples/s of both backends (after warm-up).
+   - vllm_greedy_completer: the contamination check's greedy completer (``VLLMSampler.greedy_completer``) returns
+     one completion per prefix (32 prompts cut in half); its agreement with the HF greedy completer is reported.
+   Reported, not checked: the share of the first 8 prompts whose samples are identical when sampled alone, and of
+   the other prompts sampled as a shard with ``first_index=8`` (vLLM promises this only in batch-invariant mode),
+   and samples/s of both backends (after warm-up).
 
 Output: one line per step and check, then ``RESULT: PASS`` or ``RESULT: FAIL (...)``.
 """
@@ -59,6 +62,7 @@ ARCH = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_att
             num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=True)
 DTYPE = "bfloat16"
 SUBSET = 8  # prompts sampled alone for the batch-independence report
+GREEDY_PROMPTS = 32  # prefixes completed greedily by both backends (the contamination check's completer)
 STARTED = time.monotonic()
 
 
@@ -192,10 +196,14 @@ def vllm_worker(args: argparse.Namespace) -> None:
     again = as_rows(sampler.generate(prompts, params))
     other = as_rows(sampler.generate(prompts, SamplingParams(**{**params.to_dict(), "seed": args.seed + 1})))
     alone = as_rows(sampler.generate(prompts[:SUBSET], params))
+    shard = as_rows(sampler.generate(prompts[SUBSET:], params, first_index=SUBSET))
+    greedy = sampler.greedy_completer()(*greedy_inputs(prompts))
     result = {
         "describe": sampler.describe(), "startup_s": startup, "generate_s": seconds, "rows": rows,
         "reproducible": texts(again) == texts(rows), "seed_matters": texts(other) != texts(rows),
         "alone_same": sum(a == b for a, b in zip(texts(alone), texts(rows[:SUBSET]))) / SUBSET,
+        "shard_same": sum(a == b for a, b in zip(texts(shard), texts(rows[SUBSET:]))) / max(1, len(shard)),
+        "greedy": greedy,
         "enforce_eager": args.enforce_eager,
     }
     Path(args.worker).write_text(json.dumps(result))
@@ -240,6 +248,20 @@ def time_left(args: argparse.Namespace) -> float:
 
 
 # ------------------------------------------------------------------------------------------------- 4. HF on CUDA
+
+def greedy_inputs(prompts: list[str]) -> tuple[list[str], list[int]]:
+    """Prefixes and budgets for the contamination check's greedy completer: the first prompts cut in half."""
+    chosen = prompts[:GREEDY_PROMPTS]
+    return [p[: len(p) // 2] for p in chosen], [len(p) - len(p) // 2 for p in chosen]
+
+
+def run_hf_greedy(model_dir: str, prompts: list[str]) -> list[str]:
+    from mtarl.contamination import hf_greedy_completer
+    from mtarl.modeling import load
+
+    model, tokenizer = load(model_dir, dtype=DTYPE)
+    return hf_greedy_completer(model.to("cuda"), tokenizer)(*greedy_inputs(prompts))
+
 
 def run_hf(args: argparse.Namespace, model_dir: str, prompts: list[str]) -> tuple[list[list[dict]], float]:
     from mtarl.modeling import load
@@ -288,6 +310,19 @@ def add_checks(checks: dict, args: argparse.Namespace, vllm: dict, hf_rows, answ
                                                            f"tokens (within 10 %)")
 
 
+def add_greedy_check(checks: dict, vllm_greedy: list[str], model_dir: str, prompts: list[str]) -> None:
+    """The contamination check's completer on vLLM: one completion per prefix; agreement with HF greedy reported."""
+    prefixes, _ = greedy_inputs(prompts)
+    ok = len(vllm_greedy) == len(prefixes) and all(isinstance(t, str) for t in vllm_greedy)
+    try:
+        hf_greedy = run_hf_greedy(model_dir, prompts)
+        same = sum(a == b for a, b in zip(vllm_greedy, hf_greedy)) / len(prefixes)
+        detail = f"{len(vllm_greedy)} completions; equal to HF greedy for {same:.2f} of them (bfloat16; reported)"
+    except Exception as exc:  # the vLLM result still counts
+        detail = f"{len(vllm_greedy)} completions; HF greedy failed: {type(exc).__name__}: {exc}"
+    checks["vllm_greedy_completer"] = (ok, detail)
+
+
 def finish(checks: dict) -> int:
     failed = [name for name, (ok, _) in checks.items() if not ok]
     for name, (ok, detail) in checks.items():
@@ -332,6 +367,9 @@ def main() -> int:
                 f"vllm/hf throughput: {hf_seconds / vllm['generate_s']:.2f}x")
             say(f"vllm: first {SUBSET} prompts sampled alone give the same samples for "
                 f"{vllm['alone_same']:.2f} of them (reported, not checked)")
+            say(f"vllm: the other prompts sampled as a shard (first_index={SUBSET}) give the same samples for "
+                f"{vllm['shard_same']:.2f} of them (reported, not checked)")
+            add_greedy_check(checks, vllm["greedy"], model_dir, prompts)
             say(f"vllm describe(): {json.dumps(vllm['describe'])}")
         return finish(checks)
 
