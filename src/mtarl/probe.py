@@ -82,7 +82,8 @@ def run(settings: dict, model_name: str, task: str, benchmark: str, problems: st
     checked = pl.concat([pl.read_parquet(path) for path in shard_contamination]).with_columns(**names)
     summary = contamination.summarize_contamination(checked) if probe["contamination"]["enabled"] else None
     verdict = alignment.alignment_table(table, alignment_rule(probe["alignment"]), summary)
-    first = manifests[0]
+    # the backend and model as a shard that sampled saw them (an empty shard loads no model)
+    first = next((m for m in manifests if m["shard"]["stop"] > m["shard"]["start"]), manifests[0])
     record = io.manifest("probe", probe["seed"], settings, model=first.get("model"),
                          model_revision=first.get("model_revision"), model_name=model_name, task=task,
                          benchmark=benchmark, backend=first.get("backend"), sampling=first.get("sampling"),
