@@ -174,7 +174,7 @@ def analyze_settings(wildcards):
 # -- the targets of the whole study -------------------------------------------------------------------------------
 def all_probes(table):
     return [
-        f"{RESULTS}/probe/{model}/{task}/{benchmark}/{table}.parquet"
+        f"{PROBE.format(model=model, task=task, benchmark=benchmark)}/{table}.parquet"
         for model in config["models"]
         for task in config["tasks"]
         for benchmark in benchmarks(task)
