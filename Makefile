@@ -10,18 +10,20 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: env study smoke test lint clean lock-gpu conda-envs
 env: $(VENV)/.installed
 
-$(VENV)/.installed: envs/cpu.txt pyproject.toml
+$(VENV)/.installed: envs/cpu.txt envs/test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(VENV)/bin/pip install --quiet -r envs/cpu.txt
+	$(VENV)/bin/pip install --quiet -r envs/cpu.txt -r envs/test.txt
 	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $@
 
 study: env
 	snakemake --workflow-profile workflow/profiles/default --cores $(CORES)
+	snakemake --report results/snakemake-report.html
 
 smoke: env
 	snakemake --workflow-profile workflow/profiles/default --cores $(CORES) --configfile config/smoke.yaml --directory results-smoke
+	snakemake --configfile config/smoke.yaml --directory results-smoke --report results-smoke/results/snakemake-report.html
 
 test: env
 	pytest -q

@@ -64,3 +64,23 @@ def aligned_model_dir(tmp_path_factory, add3_problems) -> Path:
     sampling = {"max_new_tokens": 12, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
     pretrain.run(settings, sampling, problems, str(out / "model"), str(out / "curve.parquet"))
     return out / "model"
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 120, snakefile: Path = REPO / "Snakefile"):
+    """Snakemake on the workflow, from the test's environment (its ``mtarl`` on PATH), in ``workdir``."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory):
+    """The whole smoke study run once for the session: (working directory, the run's CompletedProcess).
+    Tests that change its files run after the ones that only read them (test files run in name order)."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", str(REPO / "config/smoke.yaml"), timeout=1200)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir, result

@@ -1,9 +1,14 @@
 """The analysis: deltas, alignment labels and the figure, from hand-made probe and score tables."""
 
+from pathlib import Path
+
 import polars as pl
 import pytest
+from study_fixture import write_study
 
 from mtarl import analyze
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def passk_rows(model, task, values):
@@ -51,18 +56,30 @@ def test_missing_base_evaluation_is_an_error(tables):
                           alignment)
 
 
-def test_run_writes_summary_figure_and_report(tables, tmp_path):
-    passk, scores, alignment = tables
-    passk.write_parquet(tmp_path / "p.parquet")
-    scores.write_parquet(tmp_path / "s.parquet")
-    alignment.write_parquet(tmp_path / "a.parquet")
-    out = {name: tmp_path / name for name in ("summary.parquet", "alignment.parquet", "passk.png", "summary.md")}
-    analyze.run({"analyze": {"dpi": 60}}, [str(tmp_path / "p.parquet")], [str(tmp_path / "a.parquet")],
-                [str(tmp_path / "s.parquet")], str(out["summary.parquet"]), str(out["alignment.parquet"]),
-                str(out["passk.png"]), str(out["summary.md"]))
-    assert pl.read_parquet(out["summary.parquet"]).height == 3
-    assert out["passk.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    report = out["summary.md"].read_text()
-    assert "| aligned | add3 | ground_truth | 1 | add3 | avg@4 | 0.300 | 0.450 | 0.150 |" in report
-    assert "| aligned | add3 | add3 | ground_truth | strong | 2 | 0.125 |" in report  # mean delta over 2 seeds
-    assert pl.read_parquet(out["alignment.parquet"]).height == 2
+def test_run_writes_every_table_figure_and_both_reports(tmp_path):
+    cells = {("aligned", "add3"): (0.9, "strong", 0.0, 0.4), ("weak", "add3"): (0.1, "weak", 0.0, 0.0)}
+    trained = {(m, "add3", v): {1: [12] * 10, 2: [10] * 10} for m in ("aligned", "weak")
+               for v in ("ground_truth", "one_shot")}
+    inputs = write_study(tmp_path / "results", cells, {cell: [8] * 10 for cell in cells}, trained)
+    out = tmp_path / "analysis"
+    result = analyze.run({"analyze": {"dpi": 40, "n_boot": 200, "seed": 0}, "study": "test"}, inputs, str(out),
+                         str(REPO / "workflow/report"))
+    for rel in analyze.OUTPUTS.values():
+        assert (out / rel).exists(), rel
+    for png in [out / "passk.png", *(out / "figures").glob("*.png"), *(out / "training").glob("*.png")]:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert sorted(p.name for p in (out / "training").iterdir()) == ["aligned.add3.png", "weak.add3.png"]
+
+    estimates = result["estimates"]
+    gt = estimates.filter((pl.col("model") == "aligned") & (pl.col("variant") == "ground_truth")).row(0, named=True)
+    assert gt["score"] == pytest.approx(11 / 16) and gt["gain"] == pytest.approx(3 / 16) and gt["n_seeds"] == 2
+    assert gt["score_low"] == pytest.approx(10 / 16) and gt["score_high"] == pytest.approx(12 / 16)
+
+    rq1 = (out / "tables/rq1_rewards.html").read_text()
+    assert "0.688 [0.625, 0.750]" in rq1 and "2 seeds" in rq1
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 6  # passk, trained pass@k, 2 alignment-gain, 2 training figures
+    assert 'id="predictions"' in page and "Model-Task Alignment" in page  # the workflow description as intro
+    markdown = (out / "summary.md").read_text()
+    assert "| P1 | Ground-truth RL helps every model x task cell | supported |" in markdown
+    assert "| aligned | add3 | ground_truth | 1 | add3 | avg@16 | 0.500 | 0.750 | 0.250 |" in markdown

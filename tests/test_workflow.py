@@ -12,16 +12,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from conftest import run_snakemake
 
 RULES = ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate", "analyze")
 
 
 def snakemake(repo: Path, workdir: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir), *args],
-        capture_output=True, text=True, timeout=timeout, env=env,
-    )
+    return run_snakemake(workdir, *args, timeout=timeout, snakefile=repo / "Snakefile")
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -40,16 +37,14 @@ def test_dry_run_plans_every_rule(repo, tmp_path):
     result = snakemake(repo, tmp_path, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # 2 tasks x 2 base models x 13 variants x 1 seed: probes 2x2 (of 2 shards each), trainings 2x2x13,
-    # evaluations 2x2x(base + 13)
-    assert counts == {"prepare": 4, "pretrain": 2, "probe_shard": 8, "probe": 4, "train": 52, "evaluate": 56,
+    # 2 tasks x 2 base models x 13 variants x 3 seeds: probes 2x2 (of 2 shards each), trainings 2x2x13x3,
+    # evaluations 2x2x(base + 13x3)
+    assert counts == {"prepare": 4, "pretrain": 2, "probe_shard": 8, "probe": 4, "train": 156, "evaluate": 160,
                       "analyze": 1, "all": 1}
 
 
-def test_smoke_study_runs_end_to_end(repo, tmp_path):
-    result = snakemake(repo, tmp_path, "--cores", "2", "--configfile", str(repo / "config/smoke.yaml"),
-                       timeout=900)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+def test_smoke_study_runs_end_to_end(repo, smoke_study):
+    tmp_path, result = smoke_study
     for rule in RULES:
         assert f"rule {rule}:" in result.stdout + result.stderr, f"rule {rule} did not run"
 
@@ -61,6 +56,8 @@ def test_smoke_study_runs_end_to_end(repo, tmp_path):
         assert 0 <= row["base_pass_at_1"] <= row["base_pass_at_k"] <= 1
     assert (tmp_path / "results/analysis/passk.png").read_bytes()[:4] == b"\x89PNG"
     assert "# mtarl study summary" in (tmp_path / "results/analysis/summary.md").read_text()
+    predictions = pl.read_parquet(tmp_path / "results/analysis/predictions.parquet")
+    assert set(predictions["id"]) == {f"P{i}" for i in range(1, 11)}
 
     samples = pl.read_parquet(tmp_path / "results/probe/aligned/add3/add3/samples.parquet")
     assert {"problem_id", "sample", "completion", "extracted", "correct", "n_tokens"} <= set(samples.columns)

@@ -1,18 +1,106 @@
+ANALYSIS = f"{RESULTS}/analysis"
+
+
 rule analyze:
-    """Aggregate probes and evaluations into the summary table, the pass@k figure and a report."""
+    """The study's answer: the paper's tables with intervals over seeds and problems, figures, the predictions with
+    verdicts, a markdown summary and a self-contained report page; every table and figure goes into --report."""
     input:
         passk=all_probes("passk"),
         alignment=all_probes("alignment"),
-        scores=all_scores(),
+        probe_metrics=all_probes("metrics"),
+        scores=all_evaluations("scores"),
+        samples=all_evaluations("samples"),
+        train_metrics=all_training_logs(),
+        captions=report_captions(),
     output:
-        summary=f"{RESULTS}/analysis/summary.parquet",
-        alignment=f"{RESULTS}/analysis/alignment.parquet",
-        figure=f"{RESULTS}/analysis/passk.png",
-        report=f"{RESULTS}/analysis/summary.md",
+        summary=f"{ANALYSIS}/summary.parquet",
+        alignment=f"{ANALYSIS}/alignment.parquet",
+        estimates=f"{ANALYSIS}/estimates.parquet",
+        profiles=f"{ANALYSIS}/profiles.parquet",
+        predictions=f"{ANALYSIS}/predictions.parquet",
+        markdown=f"{ANALYSIS}/summary.md",
+        page=f"{ANALYSIS}/report.html",
+        predictions_table=report(
+            f"{ANALYSIS}/tables/predictions.html",
+            caption="../report/predictions_table.rst",
+            category="Predictions",
+            labels={"item": "predictions and verdicts"},
+        ),
+        gain_passk=report(
+            f"{ANALYSIS}/figures/alignment_gain_passk.png",
+            caption="../report/gain_passk.rst",
+            category="Predictions",
+            labels={"item": "gain vs base pass@k"},
+        ),
+        gain_majgap=report(
+            f"{ANALYSIS}/figures/alignment_gain_majgap.png",
+            caption="../report/gain_majgap.rst",
+            category="Predictions",
+            labels={"item": "gain vs base maj@k - pass@1"},
+        ),
+        base_passk=report(
+            f"{ANALYSIS}/passk.png",
+            caption="../report/base_passk.rst",
+            category="Base models and alignment",
+            labels={"item": "pass@k curves"},
+        ),
+        base_table=report(
+            f"{ANALYSIS}/tables/base_models.html",
+            caption="../report/base_table.rst",
+            category="Base models and alignment",
+            labels={"item": "probe profiles and verdicts"},
+        ),
+        rq1_rewards=report(
+            f"{ANALYSIS}/tables/rq1_rewards.html",
+            caption="../report/rq1_rewards.rst",
+            category="RQ1 rewards",
+            labels={"item": "reward signal"},
+        ),
+        self_rewards=report(
+            f"{ANALYSIS}/tables/self_rewards.html",
+            caption="../report/self_rewards.rst",
+            category="RQ1 rewards",
+            labels={"item": "self-rewards"},
+        ),
+        passk_trained=report(
+            f"{ANALYSIS}/figures/passk_trained.png",
+            caption="../report/passk_trained.rst",
+            category="RQ1 rewards",
+            labels={"item": "pass@k before and after training"},
+        ),
+        one_shot=report(
+            f"{ANALYSIS}/tables/one_shot.html",
+            caption="../report/one_shot.rst",
+            category="RQ2 one-shot",
+            labels={"item": "one-shot RL"},
+        ),
+        rq3=report(
+            f"{ANALYSIS}/tables/rq3.html",
+            caption="../report/rq3.rst",
+            category="RQ3 negative/positive samples",
+            labels={"item": "NSR, PSR, Zhu et al."},
+        ),
+        zhu_table=report(
+            f"{ANALYSIS}/tables/zhu_vs_masked.html",
+            caption="../report/zhu_table.rst",
+            category="RQ3 negative/positive samples",
+            labels={"item": "Zhu et al. vs masked"},
+        ),
+        training=report(
+            directory(f"{ANALYSIS}/training"),
+            patterns=["{model}.{task}.png"],
+            caption="../report/training.rst",
+            category="Training dynamics",
+            labels={"model": "{model}", "task": "{task}"},
+        ),
     params:
         settings=analyze_settings,
+        captions=lambda wildcards, input: os.path.dirname(input.captions[0]),
+        out=lambda wildcards, output: os.path.dirname(output.summary),
     log:
         "logs/analyze/analyze.log",
+    benchmark:
+        "benchmarks/analyze/analyze.tsv"
     threads: 1
     conda:
         conda_env("cpu")
@@ -20,5 +108,5 @@ rule analyze:
         image("cpu")
     shell:
         "mtarl analyze --settings {params.settings:q} --passk {input.passk} --alignment {input.alignment} "
-        "--scores {input.scores} --summary {output.summary} --alignment-out {output.alignment} "
-        "--figure {output.figure} --report {output.report} > {log} 2>&1"
+        "--probe-metrics {input.probe_metrics} --scores {input.scores} --samples {input.samples} "
+        "--train-metrics {input.train_metrics} --captions {params.captions:q} --out {params.out} > {log} 2>&1"

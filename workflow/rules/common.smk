@@ -1,5 +1,6 @@
 # Helpers shared by the rules: config validation, paths, and the settings each job receives.
 # Python logic lives in mtarl.config; these functions only map wildcards to it.
+import glob
 import json
 import os
 
@@ -168,7 +169,9 @@ def evaluate_settings(wildcards):
 
 
 def analyze_settings(wildcards):
-    return json.dumps(mtarl_config.stage_settings(config, "analyze"), sort_keys=True)
+    settings = mtarl_config.stage_settings(config, "analyze", "study")
+    settings["benchmark_order"] = [[task, b] for task in config["tasks"] for b in benchmarks(task)]
+    return json.dumps(settings, sort_keys=True)
 
 
 # -- the targets of the whole study -------------------------------------------------------------------------------
@@ -181,9 +184,10 @@ def all_probes(table):
     ]
 
 
-def all_scores():
+def all_evaluations(table):
+    """The ``table`` parquet ("scores" or "samples") of every evaluation, in one fixed order."""
     return [
-        f"{RESULTS}/evaluate/{model}/{task}/{run}/{benchmark}/scores.parquet"
+        f"{RESULTS}/evaluate/{model}/{task}/{run}/{benchmark}/{table}.parquet"
         for model in config["models"]
         for task in config["tasks"]
         for run in ["base", *mtarl_config.run_names(config)]
@@ -191,6 +195,19 @@ def all_scores():
     ]
 
 
+def all_training_logs():
+    return [
+        f"{RESULTS}/train/{model}/{task}/{run}/metrics.jsonl"
+        for model in config["models"]
+        for task in config["tasks"]
+        for run in mtarl_config.run_names(config)
+    ]
+
+
+def report_captions():
+    """The report's caption files: inputs of the analysis, whose static page quotes them."""
+    return sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "report", "*.rst")))
+
+
 def final_outputs():
-    names = ("summary.parquet", "alignment.parquet", "passk.png", "summary.md")
-    return [f"{RESULTS}/analysis/{name}" for name in names]
+    return [f"{RESULTS}/analysis/{name}" for name in ("summary.parquet", "predictions.parquet", "report.html")]

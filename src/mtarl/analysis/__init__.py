@@ -1,0 +1,1 @@
+"""The analysis stage's library: cell estimates, the paper's tables, predictions, figures and the static page."""
