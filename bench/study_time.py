@@ -1,0 +1,96 @@
+"""Where a finished study's time went: per rule, jobs and wall time, split into process start-up + imports and work.
+
+Reads the per-job timings Snakemake wrote (``benchmarks/<rule>/**.tsv``: wall seconds ``s`` and ``cpu_time``) and
+the run's log (``.snakemake/log/*.log``: first and last timestamps = the study's wall time), then measures, in fresh
+processes on this machine, what starting each stage costs before it does any work: ``python -c "import mtarl.<stage>"``
+(the package's and its libraries' imports), best of ``--repeats``. Start-up x jobs is the overhead a rule pays; the
+rest of its job time is work. Jobs run side by side (``--cores``), so per-rule sums exceed the wall time.
+
+Run after a study: ``.venv/bin/python bench/study_time.py [--workdir .] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+# rule -> the mtarl module its command imports
+STAGE_OF_RULE = {"prepare": "prepare", "pretrain": "pretrain", "probe_shard": "probe_shard", "probe": "probe",
+                 "train": "train", "evaluate": "evaluate", "analyze": "analyze"}
+
+
+def job_times(workdir: Path) -> dict[str, list[tuple[float, float]]]:
+    """Per rule: (wall s, cpu s) of every job's benchmark file."""
+    times: dict[str, list[tuple[float, float]]] = {}
+    for tsv in sorted((workdir / "benchmarks").rglob("*.tsv")):
+        rule = tsv.relative_to(workdir / "benchmarks").parts[0]
+        if rule == "probe" and tsv.stem.startswith("shard"):  # probe_shard and probe share benchmarks/probe/
+            rule = "probe_shard"
+        with tsv.open() as f:
+            row = next(csv.DictReader(f, delimiter="\t"))
+        times.setdefault(rule, []).append((float(row["s"]), float(row["cpu_time"])))
+    return times
+
+
+def study_wall_time(workdir: Path) -> tuple[float, Path] | None:
+    """Seconds from the first to the last timestamp of the Snakemake log that finished the most jobs (the study
+    itself, not a later partial rerun), and that log."""
+    stamp = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]", re.MULTILINE)
+    logs = [(log.read_text(), log) for log in (workdir / ".snakemake" / "log").glob("*.log")]
+    if not logs:
+        return None
+    text, log = max(logs, key=lambda pair: pair[0].count("Finished jobid"))
+    found = stamp.findall(text)
+    if len(found) < 2:
+        return None
+    first, last = (datetime.strptime(" ".join(s.split()), "%a %b %d %H:%M:%S %Y") for s in (found[0], found[-1]))
+    return (last - first).total_seconds(), log
+
+
+def startup_seconds(module: str, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import mtarl.cli, mtarl.{module}"], check=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("."), help="the study's working directory")
+    parser.add_argument("--repeats", type=int, default=3, help="start-up measurements per stage (best is kept)")
+    args = parser.parse_args()
+
+    times = job_times(args.workdir)
+    if not times:
+        sys.exit(f"no benchmarks/ under {args.workdir}: run a study first")
+    wall = study_wall_time(args.workdir)
+    print(f"study wall time: {wall[0]:.0f} s ({wall[1].name})" if wall else "study wall time: no Snakemake log found")
+    header = f"{'rule':<12} {'jobs':>5} {'wall s':>9} {'mean s':>8} {'cpu s':>9} {'start-up s':>11} {'overhead':>9}"
+    print(header)
+    print("-" * len(header))
+    total_wall = total_overhead = 0.0
+    for rule, jobs in sorted(times.items(), key=lambda kv: -sum(w for w, _ in kv[1])):
+        job_wall = sum(w for w, _ in jobs)
+        cpu = sum(c for _, c in jobs)
+        startup = startup_seconds(STAGE_OF_RULE[rule], args.repeats) if rule in STAGE_OF_RULE else 0.0
+        overhead = startup * len(jobs)
+        total_wall, total_overhead = total_wall + job_wall, total_overhead + overhead
+        print(f"{rule:<12} {len(jobs):>5} {job_wall:>9.0f} {job_wall / len(jobs):>8.1f} {cpu:>9.0f} {startup:>11.2f} "
+              f"{overhead / job_wall:>8.0%}")
+    print("-" * len(header))
+    print(f"{'all jobs':<12} {sum(len(j) for j in times.values()):>5} {total_wall:>9.0f}"
+          f"{'':>19}{'':>12} {total_overhead / total_wall:>8.0%}")
+    print("start-up: best of fresh `python -c 'import mtarl.cli, mtarl.<stage>'`; overhead = start-up x jobs / "
+          "job wall time")
+
+
+if __name__ == "__main__":
+    main()
