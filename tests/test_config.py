@@ -56,12 +56,32 @@ def broken(config, path, value=None, delete=False):
         (["probe", "shards"], 0, False, "config key 'probe.shards': 0 is less than the minimum of 1"),
         (["probe", "benchmark_shards"], {"math500": 4}, False,
          "config key 'probe.benchmark_shards.math500': no task has a benchmark 'math500' (benchmarks: add3, mul2)"),
+        # GPU settings that contradict the device that picks the stages' image (CPU here)
+        (["sampling", "backend"], "vllm", False, "config key 'sampling.backend': 'vllm' needs a GPU"),
+        (["train", "defaults", "use_vllm"], True, False, "config key 'train.defaults.use_vllm'"),
+        (["train", "variant_settings", "nsr"], {"estimator": "nsr", "device": "cuda"}, False,
+         "config key 'train.variant_settings.nsr.device': 'cuda' differs from train.defaults.device 'cpu'"),
     ],
 )
 def test_bad_values_name_their_key(default, path, value, delete, message):
     with pytest.raises(cfg.ConfigError) as err:
         cfg.validate(broken(default, path, value, delete))
     assert message in str(err.value)
+
+
+def test_paper_variants_and_their_settings(repo):
+    paper = cfg.validate(cfg.load(repo / "config/paper.yaml"))
+    # selected vs random one-shot example, and both readings of entropy minimisation, are trained
+    assert {"one_shot", "one_shot_random", "entropy", "entropy_token"} <= set(paper["train"]["variants"])
+    for config in (paper, cfg.load(repo / "config/config.yaml")):
+        dynamic = {v: cfg.train_settings(config, v, 1)["dynamic_sampling"]["enabled"]
+                   for v in config["train"]["variant_settings"]}
+        # Zhu et al.'s estimators train without dynamic sampling (it drops their all-wrong / all-right groups)
+        assert not any(dynamic[v] for v in ("zhu_psr", "zhu_nsr", "w_reinforce"))
+        assert dynamic["nsr"] and dynamic["psr"] and dynamic["ground_truth"]
+        token = cfg.train_settings(config, "entropy_token", 1)
+        # T = 0.5 for the entropy variant's rollouts and entropy, validation at the study's T = 1.0
+        assert (token["temperature"], token["val_temperature"]) == (0.5, 1.0)
 
 
 def test_probe_shards_per_benchmark_and_what_a_shard_depends_on(default):

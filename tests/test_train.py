@@ -75,6 +75,11 @@ def test_killed_training_resumes_from_its_last_checkpoint(repo, tmp_path, random
     assert manifest["global_step"] == 12 and manifest["resumed_from"].endswith(f"checkpoint-{last}")
 
 
+def test_validation_samples_at_its_own_temperature(repo):
+    params = train_stage.validation_params(settings(repo, temperature=0.5, val_temperature=1.0, val_top_p=0.7), 40)
+    assert (params.temperature, params.top_p, params.seed) == (1.0, 0.7, 40)
+
+
 def test_changed_settings_discard_old_checkpoints(repo, tmp_path):
     work = tmp_path / "work"
     (work / "checkpoint-4").mkdir(parents=True)
@@ -136,8 +141,11 @@ def test_every_variant_trains_two_steps(repo, tmp_path, variant, random_model_di
     log = io.read_jsonl(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in log] == [1, 2] and record["global_step"] == 2
     assert "val/avg@4" in log[1] and "gt_accuracy" in log[0] and "entropy" in log[0]
+    assert record["dynamic_sampling"] == s["dynamic_sampling"]  # on or off, visible in the run's manifest
     if s["dynamic_sampling"]["enabled"]:
         assert {"dynamic/gen_batches", "dynamic/duplication_fraction"} <= set(log[0])
+    else:
+        assert not any(key.startswith("dynamic/") for key in log[0])
     if s["one_shot"]:
         assert record["data"]["one_shot"]["mode"] == s["one_shot"]["select"]
         assert record["data"]["rows"] == s["one_shot"]["copies"]

@@ -112,6 +112,7 @@ def cross_field_errors(config: dict) -> list[str]:
                           f"'train.variant_settings'; defined: {known})")
             continue
         errors += variant_errors(config, variant)
+    errors += device_errors(config)
     probe = config["probe"]
     if probe["alignment"]["k"] > probe["n"]:
         errors.append(f"config key 'probe.alignment.k': {probe['alignment']['k']} exceeds probe.n = {probe['n']}")
@@ -127,6 +128,26 @@ def cross_field_errors(config: dict) -> list[str]:
     for name in sorted(set(probe.get("benchmark_shards", {})) - known):
         errors.append(f"config key 'probe.benchmark_shards.{name}': no task has a benchmark {name!r} "
                       f"(benchmarks: {', '.join(sorted(known))})")
+    return errors
+
+
+def device_errors(config: dict) -> list[str]:
+    """Contradictory device settings. ``train.defaults.device`` picks every GPU stage's image and environment
+    (workflow/rules/common.smk: stage_kind), so vLLM (sampling or rollouts) needs it to be cuda, and no variant may
+    train on another device than the defaults."""
+    errors, device = [], config["train"]["defaults"]["device"]
+    if config["sampling"]["backend"] == "vllm" and device != "cuda":
+        errors.append(f"config key 'sampling.backend': 'vllm' needs a GPU, but train.defaults.device is {device!r} "
+                      "(the stages would run in the CPU image); set device: cuda or backend: hf")
+    if config["train"]["defaults"]["use_vllm"] and device != "cuda":
+        errors.append(f"config key 'train.defaults.use_vllm': vLLM rollouts need device: cuda, not {device!r}")
+    for name, overrides in config["train"]["variant_settings"].items():
+        merged = merge(config["train"]["defaults"], overrides)
+        if merged["device"] != device:
+            errors.append(f"config key 'train.variant_settings.{name}.device': {merged['device']!r} differs from "
+                          f"train.defaults.device {device!r}, which picks the stages' image; set it there")
+        elif merged["use_vllm"] and device != "cuda":
+            errors.append(f"config key 'train.variant_settings.{name}.use_vllm': vLLM rollouts need device: cuda")
     return errors
 
 

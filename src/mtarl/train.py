@@ -65,8 +65,7 @@ class StepLogger(TrainerCallback):
             self.pending = self.validate(model, state.global_step)
 
     def validate(self, model, step: int) -> dict:
-        params = SamplingParams(n=self.settings["val_n"], max_new_tokens=self.settings["max_completion_length"],
-                                temperature=self.settings["temperature"], top_p=self.settings["val_top_p"], seed=step)
+        params = validation_params(self.settings, step)
         was_training = model.training
         model.eval()
         samples = scoring.sample_and_score(HFSampler(model, self.tokenizer, chat=self.chat), self.eval_problems, params)
@@ -78,6 +77,13 @@ class StepLogger(TrainerCallback):
             record = {"step": state.global_step, "time": time.time(), **logs, **self.pending}
             self.pending = {}
             io.append_jsonl(record, self.path)
+
+
+def validation_params(settings: dict, step: int) -> SamplingParams:
+    """In-training validation sampling: ``val_temperature`` and ``val_top_p``, never the rollout temperature (which
+    the token-entropy variant lowers to 0.5 for its rollouts and entropy only)."""
+    return SamplingParams(n=settings["val_n"], max_new_tokens=settings["max_completion_length"],
+                          temperature=settings["val_temperature"], top_p=settings["val_top_p"], seed=step)
 
 
 def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
@@ -223,6 +229,7 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
     trainer.train(resume_from_checkpoint=checkpoint)
     record = io.manifest("train", settings["seed"], settings, model=model_path, resumed_from=checkpoint,
                          data=data_record, global_step=trainer.state.global_step,
+                         dynamic_sampling=settings["dynamic_sampling"],
                          wall_seconds=round(time.time() - started, 1), vllm_importance_sampling_correction=False,
                          self_certainty_logprobs="recomputed with the pre-update policy", chat=chat)
     with io.atomic_dir(out_dir) as tmp:
