@@ -136,6 +136,7 @@ def test_run_names_round_trip(default):
 def test_cli_offers_the_six_stages():
     from mtarl.cli import STAGES, build_parser
 
-    assert tuple(STAGES) == ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate", "analyze")
+    assert tuple(STAGES) == ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate", "evaluate_benchmark",
+                             "analyze")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--settings", "[1, 2]"])

@@ -73,6 +73,10 @@ def test_killed_training_resumes_from_its_last_checkpoint(repo, tmp_path, random
     assert all(log[step - 1] == before[step] for step in before), "steps before the checkpoint are not redone"
     manifest = json.loads((tmp_path / "model" / "mtarl_manifest.json").read_text())
     assert manifest["global_step"] == 12 and manifest["resumed_from"].endswith(f"checkpoint-{last}")
+    # the run succeeded: its checkpoints keep their weights but no optimizer state (keep_optimizer_state: false)
+    checkpoints = list((tmp_path / "work").glob("checkpoint-*"))
+    assert checkpoints and all((c / "model.safetensors").exists() for c in checkpoints)
+    assert not [p for c in checkpoints for p in c.glob("optimizer*")]
 
 
 def test_validation_samples_at_its_own_temperature(repo):

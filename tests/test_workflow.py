@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import yaml
 
-RULES = ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate", "analyze")
+RULES = ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate", "evaluate_benchmark", "analyze")
 
 
 def snakemake(repo: Path, workdir: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -41,9 +41,9 @@ def test_dry_run_plans_every_rule(repo, tmp_path):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     # 2 tasks x 2 base models x 13 variants x 1 seed: probes 2x2 (of 2 shards each), trainings 2x2x13,
-    # evaluations 2x2x(base + 13)
+    # evaluations 2x2x(base + 13), each writing its task's one benchmark table
     assert counts == {"prepare": 4, "pretrain": 2, "probe_shard": 8, "probe": 4, "train": 52, "evaluate": 56,
-                      "analyze": 1, "all": 1}
+                      "evaluate_benchmark": 56, "analyze": 1, "all": 1}
 
 
 def test_smoke_study_runs_end_to_end(repo, tmp_path):
@@ -92,10 +92,10 @@ def assert_only_changed_jobs_rerun(repo: Path, workdir: Path) -> None:
     """After a finished smoke study, a changed setting replans exactly the jobs that use it."""
     changes = {
         # evaluation samples: every evaluation, then the analysis
-        "evaluate: {n: 2}\n": {"evaluate": 12, "analyze": 1, "all": 1},
+        "evaluate: {n: 2}\n": {"evaluate": 12, "evaluate_benchmark": 12, "analyze": 1, "all": 1},
         # one variant's learning rate: its 4 trainings (2 models x 2 tasks), their evaluations, the analysis
         "train: {variant_settings: {one_shot: {learning_rate: 1.0e-4}}}\n":
-            {"train": 4, "evaluate": 4, "analyze": 1, "all": 1},
+            {"train": 4, "evaluate": 4, "evaluate_benchmark": 4, "analyze": 1, "all": 1},
         # the probe's n: the 4 probes (8 shards, 4 gathers) and the analysis
         "probe: {n: 4}\n": {"probe_shard": 8, "probe": 4, "analyze": 1, "all": 1},
         # an alignment threshold changes no sample: the 4 gathers and the analysis
@@ -133,10 +133,12 @@ PAPER_JOBS = {
     "probe_shard": 24,
     # 2 models x 9 benchmarks
     "probe": 18,
-    # 2 models x 2 domains x (9 official variants + 3 Zhu et al. variants) x 1 seed: 36 official runs + 12
-    "train": 48,
-    # 2 models x 9 benchmarks x (base + 12 trained runs)
-    "evaluate": 234,
+    # 2 models x 2 domains x (9 official variants + one_shot_random, entropy_token + 3 Zhu et al. variants) x 1 seed
+    "train": 56,
+    # 2 models x 2 tasks x (base + 14 trained runs): one model load for all the task's benchmarks
+    "evaluate": 60,
+    # 2 models x 9 benchmarks x (base + 14 trained runs)
+    "evaluate_benchmark": 270,
     "analyze": 1,
     "all": 1,
 }

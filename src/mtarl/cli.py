@@ -18,7 +18,8 @@ STAGES = {
     "probe_shard": "sample and verify one shard of a base model's probe on a benchmark",
     "probe": "gather probe shards: pass@k, maj@k, avg@k, contamination and the alignment verdict",
     "train": "GRPO training of one variant with TRL, resumable",
-    "evaluate": "score a base or trained model on a task's eval split",
+    "evaluate": "score a base or trained model on every benchmark of its task (one model load)",
+    "evaluate_benchmark": "one benchmark's samples and scores, cut from its model x task x run evaluation",
     "analyze": "aggregate probes and evaluations into the summary table, figure and report",
 }
 

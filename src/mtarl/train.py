@@ -10,6 +10,7 @@ A variant is its settings: ``reward`` (mtarl.rewards), ``estimator`` (mtarl.rl.a
   Snakemake output, so Snakemake's clean-up of a failed job never deletes it: rerunning a killed job resumes from the
   last checkpoint. A fingerprint of the settings guards it: changed settings start afresh.
 - ``--out`` receives the final model and ``--metrics`` a copy of the log when training completes, both atomically.
+  Then the checkpoints' optimizer state is deleted (``drop_optimizer_state``) unless ``keep_optimizer_state``.
 
 ``metrics.jsonl``: one JSON object per optimizer step with ``step`` and TRL's logged values, among them ``reward``,
 ``reward_std``, ``gt_accuracy`` (ground-truth accuracy, whatever the training reward), ``format_rate``, ``entropy``,
@@ -204,6 +205,19 @@ def truncate_jsonl(path: Path, keep) -> None:
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
 
+def drop_optimizer_state(work_dir: Path) -> int:
+    """Delete the optimizer state (``optimizer*`` files or folders; DeepSpeed's ``global_step*`` folders) of every
+    checkpoint in ``work_dir`` once the final model is saved: at 7B it is twice the weights per checkpoint, and nothing
+    resumes a finished run. Weights, scheduler, RNG and trainer state stay. Returns the bytes freed."""
+    freed = 0
+    for checkpoint in Path(work_dir).glob("checkpoint-*"):
+        for path in [*checkpoint.glob("optimizer*"), *checkpoint.glob("global_step*")]:
+            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+            freed += sum(p.stat().st_size for p in files)
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return freed
+
+
 def run(settings: dict, model_path: str, problems_path: str, eval_path: str, work_dir: str, out_dir: str,
         metrics_path: str, examples_path: str, history_path: str | None = None) -> dict:
     work = Path(work_dir)
@@ -239,6 +253,9 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
     for name, target in ((LOG_NAME, metrics_path), (EXAMPLES_NAME, examples_path)):
         with io.atomic_path(target) as tmp:
             shutil.copyfile(work / name, tmp)
+    if not settings["keep_optimizer_state"]:
+        freed = drop_optimizer_state(work)
+        print(f"train: removed optimizer state from {work} ({freed / 2**30:.2f} GiB); keep_optimizer_state keeps it")
     print(f"train: {trainer.state.global_step} steps done -> {out_dir}")
     return record
 

@@ -1,3 +1,7 @@
+localrules:
+    analyze,
+
+
 rule analyze:
     """Aggregate probes and evaluations into the summary table, the pass@k figure and a report."""
     input:

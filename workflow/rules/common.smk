@@ -101,6 +101,26 @@ def evaluated_model_input(wildcards):
     return [evaluated_model(wildcards)]
 
 
+def trained_metrics(wildcards):
+    """The trained run's training log (its in-training validation gives the best-checkpoint score); none for base."""
+    if wildcards.run == "base":
+        return []
+    return [f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{wildcards.run}/metrics.jsonl"]
+
+
+def evaluate_inputs(wildcards):
+    return {
+        "model": evaluated_model_input(wildcards),
+        "problems": [problems(wildcards.task, benchmark) for benchmark in benchmarks(wildcards.task)],
+        "train_metrics": trained_metrics(wildcards),
+    }
+
+
+def train_metrics_option(wildcards):
+    paths = trained_metrics(wildcards)
+    return f"--train-metrics {paths[0]}" if paths else ""
+
+
 def image(kind):
     return config["images"][kind]
 
