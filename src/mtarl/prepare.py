@@ -9,7 +9,8 @@ benchmarks MATH500, AIME24 and AMC23.
 
 Problem schema: ``id`` str (unique, stable), ``prompt`` str (the user text the model sees), ``answer`` str (gold;
 SynLogic: the game data JSON), ``task`` str (config name), ``family`` str (verifier family), ``split`` str
-(``train`` or ``eval``), ``source`` str; dataset splits add ``subset`` and ``meta``. Rows skipped as bad input are
+(``train`` or ``eval``), ``source`` str, ``statement`` str (the raw problem statement without template or
+instruction: math, the problem; KOR-Bench, the rule and the question; SynLogic, its game data's question); dataset splits add ``subset`` and ``meta``. Rows skipped as bad input are
 counted in the log and the manifest.
 """
 
@@ -31,6 +32,8 @@ PROBLEM_SCHEMA = {
     "family": pl.String,
     "split": pl.String,
     "source": pl.String,
+    # The raw problem statement, no template or instruction: what the contamination check cuts (study.md 2.4).
+    "statement": pl.String,
 }
 
 
@@ -52,6 +55,7 @@ def problem_table(task: str, fam: arith.Family, split: str, pairs: list[tuple[in
             "family": fam.name,
             "split": split,
             "source": "synthetic",
+            "statement": fam.prompt(a, b),  # "a+b=": the prompt is the bare problem
         }
         for i, (a, b) in enumerate(pairs)
     ]
