@@ -14,7 +14,8 @@ tables written here (``results/evaluate/{model}/{task}/{run}/``):
 - ``greedy.parquet``: one greedy (T = 0) completion per problem, same columns;
 - ``scores.parquet``, one row per benchmark and metric (the final-number protocol, study.md 8):
   ``metric`` str, ``k`` int, ``value`` float, ``model``, ``task``, ``benchmark``, ``variant`` str, ``seed`` int (null for
-  the base model), ``checkpoint`` str (null except on ``best_val`` rows). Metrics:
+  the base model), ``checkpoint`` str (null except on ``best_val`` rows). Problems whose gold cannot be scored are in
+  no metric (``metrics.drop_unscorable``; their count per benchmark is the manifest's ``unscorable_problems``). Metrics:
   - ``avg@n`` (k = n): mean accuracy of all n samples, the last checkpoint's headline number;
   - ``pass@k`` for k = 1, 2, 4, ... n (unbiased estimator);
   - ``greedy`` (k = 1): accuracy of the greedy completions (secondary column);
@@ -69,7 +70,7 @@ def run(settings: dict, model: str, model_name: str, task: str, run_name: str, b
     chat = scoring.chat_for(sampling, settings.get("chat"))
     sampler = scoring.make_sampler(sampling["backend"], model, max_batch_sequences=sampling["max_batch_sequences"],
                                    chat=chat, dtype=sampling["dtype"])
-    sampled, greedy, scores = [], [], []
+    sampled, greedy, scores, unscorable = [], [], [], {}
     for benchmark, path in zip(benchmarks, problems, strict=True):
         table = pl.read_parquet(path)
         if evaluation.get("n_problems"):
@@ -78,7 +79,9 @@ def run(settings: dict, model: str, model_name: str, task: str, run_name: str, b
         greedy_samples = scoring.sample_and_score(sampler, table, greedy_params)
         sampled.append(samples.with_columns(benchmark=pl.lit(benchmark)))
         greedy.append(greedy_samples.with_columns(benchmark=pl.lit(benchmark)))
-        scores.append(score_table(samples, greedy_samples).with_columns(benchmark=pl.lit(benchmark)))
+        scored, unscorable[benchmark] = metrics.drop_unscorable(samples)
+        scored_greedy, _ = metrics.drop_unscorable(greedy_samples)
+        scores.append(score_table(scored, scored_greedy).with_columns(benchmark=pl.lit(benchmark)))
     best = best_validation(io.read_jsonl(train_metrics)) if train_metrics else None
     if best is not None:  # in-training validation samples the task's first benchmark (mtarl.train)
         scores.append(pl.DataFrame([best], schema=SCORES_SCHEMA).with_columns(benchmark=pl.lit(benchmarks[0])))
@@ -87,7 +90,7 @@ def run(settings: dict, model: str, model_name: str, task: str, run_name: str, b
     ).select("metric", "k", "value", "model", "task", "benchmark", "variant", "seed", "checkpoint")
     record = io.manifest("evaluate", evaluation["seed"], settings, model=model, run=run_name, benchmarks=benchmarks,
                          sampling=params.to_dict(), greedy_sampling=greedy_params.to_dict(), chat=chat,
-                         backend=getattr(sampler, "name", sampling["backend"]))
+                         backend=getattr(sampler, "name", sampling["backend"]), unscorable_problems=unscorable)
     io.write_parquet(pl.concat(sampled), samples_path, record)
     io.write_parquet(pl.concat(greedy), greedy_path, record)
     io.write_parquet(table, scores_path, record)

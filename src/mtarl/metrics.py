@@ -5,7 +5,8 @@
 - maj@k: accuracy of the most frequent answer among k samples, averaged over k-subsets, then over problems;
 - ``probe_metrics_table``: all three in long form with percentile-bootstrap intervals (``ci_low``, ``ci_high``).
 
-Never "max over the first k samples": that is biased and is not pass@k.
+Never "max over the first k samples": that is biased and is not pass@k. Problems with an unscorable gold (``correct``
+null) are left out by ``drop_unscorable`` before any metric.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ import numpy as np
 import polars as pl
 
 from mtarl.voting import vote_keys
+
+
+def drop_unscorable(samples: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """The samples without the problems whose gold cannot be scored (``correct`` null, ``mtarl.tasks``), and how many
+    problems were left out: such a problem is neither right nor wrong, so it is in no metric."""
+    unscorable = samples.filter(pl.col("correct").is_null())["problem_id"].unique()
+    return samples.filter(~pl.col("problem_id").is_in(unscorable.implode())), unscorable.len()
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -81,8 +81,9 @@ def run(settings: dict, model_name: str, task: str, benchmark: str, problems: st
         shard_contamination: list[str], samples_path: str, passk_path: str, metrics_path: str,
         contamination_path: str, alignment_path: str) -> pl.DataFrame:
     probe = settings["probe"]
-    samples, manifests = read_shards(shard_samples, settings, probe_problems(problems, probe))
+    all_samples, manifests = read_shards(shard_samples, settings, probe_problems(problems, probe))
     names = dict(model=pl.lit(model_name), task=pl.lit(task), benchmark=pl.lit(benchmark))
+    samples, unscorable = metrics.drop_unscorable(all_samples)  # gold answers the verifier cannot read
     table = metrics.pass_at_k_table(samples).with_columns(**names)
     full = metrics.probe_metrics_table(with_family(samples, problems), n_boot=probe["n_boot"],
                                        seed=probe["seed"]).with_columns(**names)
@@ -94,9 +95,9 @@ def run(settings: dict, model_name: str, task: str, benchmark: str, problems: st
     record = io.manifest("probe", probe["seed"], settings, model=first.get("model"),
                          model_revision=first.get("model_revision"), model_name=model_name, task=task,
                          benchmark=benchmark, backend=first.get("backend"), sampling=first.get("sampling"),
-                         shards=shard_summary(manifests),
+                         shards=shard_summary(manifests), unscorable_problems=unscorable,
                          wall_seconds=round(sum(m.get("wall_seconds") or 0 for m in manifests), 1))
-    io.write_parquet(samples, samples_path, record)
+    io.write_parquet(all_samples, samples_path, record)
     io.write_parquet(table, passk_path, record)
     io.write_parquet(full, metrics_path, record)
     io.write_parquet(checked, contamination_path, record)

@@ -13,6 +13,9 @@
 ``majority`` and ``self_certainty`` need the whole group or the policy, so the trainer computes them
 (``mtarl.rl``) with the pure functions here; every other reward is computed per completion by ``RewardFunction``,
 which also logs the ground-truth accuracy and format rate whatever the training reward is.
+
+A problem whose gold the verifier cannot score (``Verdict.accurate is None``) gets ``None`` from ``ground_truth`` and
+``incorrect`` (TRL: NaN; ``mtarl.rl.advantages``: advantage 0, out of its group's statistics).
 """
 
 from __future__ import annotations
@@ -29,12 +32,18 @@ REWARDS = ("ground_truth", "random", "incorrect", "format", "majority", "self_ce
 GROUP_REWARDS = ("majority", "self_certainty")  # computed by the trainer after the gather
 
 
-def ground_truth(verdicts: Sequence[Verdict]) -> list[float]:
-    return [float(v.correct) for v in verdicts]
+def ground_truth(verdicts: Sequence[Verdict]) -> list[float | None]:
+    return [None if v.correct is None else float(v.correct) for v in verdicts]
 
 
-def incorrect(verdicts: Sequence[Verdict], gate: bool = True) -> list[float]:
-    return [float((v.format_ok or not gate) and not v.accurate) for v in verdicts]
+def incorrect(verdicts: Sequence[Verdict], gate: bool = True) -> list[float | None]:
+    return [None if v.accurate is None else float((v.format_ok or not gate) and not v.accurate) for v in verdicts]
+
+
+def accuracy(verdicts: Sequence[Verdict]) -> float | None:
+    """Ground-truth accuracy over the verdicts whose gold can be scored (None if none can)."""
+    scored = [v.correct for v in verdicts if v.correct is not None]
+    return sum(scored) / len(scored) if scored else None
 
 
 def format_only(verdicts: Sequence[Verdict]) -> list[float]:
@@ -104,17 +113,19 @@ class RewardFunction:
         self.last_verdicts: list[Verdict] = []
 
     def __call__(self, completions: list, answer: list[str], family: list[str], id: list[str],
-                 trainer_state=None, log_metric=None, **_) -> list[float]:
+                 trainer_state=None, log_metric=None, **_) -> list[float | None]:
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]  # chat: the assistant turn
         verdicts = tasks.verify_batch(family, texts, answer)
         self.last_verdicts = verdicts
         if log_metric is not None:
-            log_metric("gt_accuracy", sum(v.correct for v in verdicts) / len(verdicts))
+            scored = accuracy(verdicts)
+            if scored is not None:
+                log_metric("gt_accuracy", scored)
             log_metric("format_rate", sum(v.format_ok for v in verdicts) / len(verdicts))
         step = trainer_state.global_step if trainer_state is not None else 0
         return self.score(verdicts, id, step)
 
-    def score(self, verdicts: Sequence[Verdict], prompt_ids: Sequence[str], step: int) -> list[float]:
+    def score(self, verdicts: Sequence[Verdict], prompt_ids: Sequence[str], step: int) -> list[float | None]:
         if self.reward == "ground_truth":
             return ground_truth(verdicts)
         if self.reward == "incorrect":

@@ -202,7 +202,8 @@ class MtarlGRPOTrainer(GRPOTrainer):
         if self.accelerator.is_main_process:
             by_id: dict[str, list[bool]] = {}
             for pid, ok in everything:
-                by_id.setdefault(pid, []).append(ok)
+                if ok is not None:  # an unscorable gold has no accuracy (and no variance to select by)
+                    by_id.setdefault(pid, []).append(ok)
             self.example_log({"step": self.state.global_step,
                               "accuracy": {pid: sum(v) / len(v) for pid, v in by_id.items()}})
 

@@ -41,6 +41,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer
 
 from mtarl import io, oneshot, scoring
+from mtarl.prepare import unscorable_golds
 from mtarl.modeling import load
 from mtarl.rewards import GROUP_REWARDS, RewardFunction
 from mtarl.rl import MtarlGRPOTrainer, VariantSpec
@@ -170,7 +171,7 @@ def training_problems(settings: dict, problems_path: str, history_path: str | No
     problems = pl.read_parquet(problems_path).select("id", "prompt", "answer", "family")
     one_shot = settings.get("one_shot")
     if not one_shot:
-        return problems, {"rows": problems.height}
+        return problems, {"rows": problems.height, "unscorable_golds": unscorable_golds(problems)}
     history = io.read_jsonl(history_path) if history_path else None
     chosen = oneshot.select(problems, one_shot["select"], settings["seed"], history)
     replicated = oneshot.replicate(problems, chosen["id"], one_shot["copies"])
