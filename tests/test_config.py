@@ -84,6 +84,19 @@ def test_paper_variants_and_their_settings(repo):
         assert (token["temperature"], token["val_temperature"]) == (0.5, 1.0)
 
 
+def test_one_shot_history_visits_its_candidates_for_several_epochs(repo, default):
+    paper = cfg.load(repo / "config/paper.yaml")
+    history = cfg.train_settings(paper, cfg.history_run(paper, "one_shot"), 1)
+    assert history["train_subset"] == 1209  # 300 steps x 128 prompts: 31.8 epochs of the candidate subset
+    assert cfg.history_run(paper, "one_shot_random") is None
+    whole = broken(paper, ["train", "variant_settings", "ground_truth_subset"], {})
+    with pytest.raises(cfg.ConfigError, match="'train.variant_settings.ground_truth_subset.train_subset': one-shot"):
+        cfg.validate(whole)
+    short = broken(default, ["train", "variant_settings", "ground_truth"], {"max_steps": 20})
+    with pytest.raises(cfg.ConfigError, match="100 problems of task 'add3' get 0.8 epochs"):
+        cfg.validate(short)
+
+
 def test_probe_shards_per_benchmark_and_what_a_shard_depends_on(default):
     config = broken(default, ["probe", "benchmark_shards"], {"mul2": 5})
     assert (cfg.probe_shards(config, "add3"), cfg.probe_shards(config, "mul2")) == (2, 5)

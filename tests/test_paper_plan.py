@@ -61,6 +61,13 @@ def test_one_evaluate_job_per_trained_model(plan):
     assert len(jobs(plan, "evaluate_benchmark")) == 2 * (3 + 6) * 15
 
 
+def test_one_shot_history_run_is_planned_on_its_candidate_subset(plan):
+    history = [b for b in jobs(plan, "train") if "run=ground_truth_subset-s1" in b]
+    assert len(history) == 4  # 2 models x 2 tasks; trained for one-shot selection only, so never evaluated
+    assert "results/train/qwen/math/ground_truth_subset-s1/examples.jsonl" in "".join(jobs(plan, "train"))
+    assert not [b for b in jobs(plan, "evaluate") if "ground_truth_subset" in b]
+
+
 def test_memory_grows_with_each_retry(plan, tmp_path):
     first = {r: resources(jobs(plan, r)[0])["mem_mb"] for r in ("train", "evaluate", "probe_shard")}
     retried = {r: resources(jobs(dry_run(tmp_path, "--attempt", "2"), r)[0])["mem_mb"]

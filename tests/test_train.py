@@ -134,6 +134,13 @@ def ground_truth_history(repo, tmp_path_factory, random_model_dir, add3_problems
     return out / "examples.jsonl"
 
 
+def test_history_records_the_epoch_of_each_visit(ground_truth_history):
+    """8 problems, 4 prompts per generation batch: batches at steps 0, 2, 4, 6 are epochs 0, 0, 1, 1 (plus dynamic
+    sampling's extra draws, logged with their batch's step and epoch)."""
+    epochs = {r["step"]: r["epoch"] for r in io.read_jsonl(ground_truth_history)}
+    assert epochs == {0: 0, 2: 0, 4: 1, 6: 1}
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_variant_trains_two_steps(repo, tmp_path, variant, random_model_dir, add3_problems,
                                         ground_truth_history):

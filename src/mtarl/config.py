@@ -151,6 +151,27 @@ def device_errors(config: dict) -> list[str]:
     return errors
 
 
+def history_epoch_errors(config: dict, source: str) -> list[str]:
+    """Historical variance needs each candidate in several epochs of the history run: at least 2 on every task."""
+    settings = merge(config["train"]["defaults"], config["train"]["variant_settings"][source])
+    key = f"config key 'train.variant_settings.{source}.train_subset'"
+    visits = settings["max_steps"] // settings["steps_per_generation"] * settings["prompts_per_step"]
+    errors = []
+    for task, spec in config["tasks"].items():
+        rows = settings["train_subset"]
+        if spec["source"] == "synthetic":
+            rows = min(rows or spec["n_train"], spec["n_train"])
+        elif rows is None:
+            errors.append(f"{key}: one-shot selection by historical variance needs a candidate subset small enough "
+                          f"to visit for several epochs (task {task!r} trains on a whole dataset); set it, e.g. "
+                          "1209 (One-Shot-RLVR's DSR-sub)")
+            continue
+        if visits < 2 * rows:
+            errors.append(f"{key}: {rows} problems of task {task!r} get {visits / rows:.1f} epochs in "
+                          f"{settings['max_steps']} steps; historical variance needs at least 2")
+    return errors
+
+
 def variant_errors(config: dict, variant: str) -> list[str]:
     errors, path = [], f"train.variant_settings.{variant}"
     key = f"config key '{path}'"
@@ -170,6 +191,8 @@ def variant_errors(config: dict, variant: str) -> list[str]:
         elif merge(config["train"]["defaults"], source_settings)["one_shot"]:
             errors.append(f"config key '{path}.one_shot.history_variant': '{source}' must be a full-data run, "
                           "not one-shot")
+        else:
+            errors += history_epoch_errors(config, source)
     if merged["reward"] == "constant" and merged["entropy_coef"] >= 0:
         errors.append(f"{key}: reward 'constant' trains on nothing unless entropy_coef < 0")
     return errors

@@ -17,7 +17,8 @@ A variant is its settings: ``reward`` (mtarl.rewards), ``estimator`` (mtarl.rl.a
 ``completions/mean_length``, ``clip_ratio/region_mean``, ``frac_reward_zero_std``, ``loss``, ``learning_rate``,
 with dynamic sampling ``dynamic/gen_batches``, ``dynamic/kept_fraction``, ``dynamic/duplication_fraction``, and
 every ``val_every`` steps ``val/avg@<val_n>`` on the eval split. ``examples.jsonl``: per generation batch, the
-ground-truth accuracy of each prompt id's group (the history one-shot selection reads).
+ground-truth accuracy of each prompt id's group and the epoch (the history one-shot selection reads). With
+``train_subset`` N the run trains on N problems of the split (``oneshot.candidate_subset``), one-shot's candidates.
 
 Settings map to TRL as in libraries.md 1.3: ``prompts_per_step`` x ``num_generations`` completions per generation
 batch, split into ``steps_per_generation`` optimizer steps of ``gradient_accumulation_steps`` micro-batches each (TRL's
@@ -171,7 +172,9 @@ def training_problems(settings: dict, problems_path: str, history_path: str | No
     problems = pl.read_parquet(problems_path).select("id", "prompt", "answer", "family")
     one_shot = settings.get("one_shot")
     if not one_shot:
-        return problems, {"rows": problems.height, "unscorable_golds": unscorable_golds(problems)}
+        problems = oneshot.candidate_subset(problems, settings.get("train_subset"))
+        return problems, {"rows": problems.height, "train_subset": settings.get("train_subset"),
+                          "unscorable_golds": unscorable_golds(problems)}
     history = io.read_jsonl(history_path) if history_path else None
     chosen = oneshot.select(problems, one_shot["select"], settings["seed"], history)
     replicated = oneshot.replicate(problems, chosen["id"], one_shot["copies"])
