@@ -54,3 +54,21 @@ def test_one_job_scores_every_benchmark_and_each_gets_its_tables(tmp_path, rando
     assert io.read_manifest(cut["scores"])["benchmark"] == "second"
     with pytest.raises(ValueError, match="no rows of benchmark 'third'"):
         evaluate_benchmark.run("third", out["samples"], out["scores"], cut["samples"], cut["scores"])
+
+
+def test_prompts_over_the_cap_are_dropped_and_counted(repo, add3_problems):
+    """study.md 5.4 caps prompts at 2048 tokens; TRL has no max_prompt_length. The character tokenizer gives one token
+    per character, so "12+3=" has 5 tokens and "100+200=" 8."""
+    from mtarl import config as cfg, scoring, train
+    from mtarl.tokenizer import build_char_tokenizer
+
+    tokenizer = build_char_tokenizer()
+    problems = pl.DataFrame({"id": ["a", "b"], "prompt": ["12+3=", "100+200="]})
+    kept, dropped = scoring.drop_overlong(problems, tokenizer, None, 5)
+    assert kept["id"].to_list() == ["a"] and dropped == 1
+    assert scoring.drop_overlong(problems, tokenizer, None, None) == (problems, 0)
+    settings = {**cfg.train_settings(cfg.load(repo / "config/config.yaml"), "ground_truth", 1), "max_prompt_tokens": 7}
+    assert settings["max_prompt_tokens"] == 7
+    table, record = train.training_problems(settings, str(add3_problems["train"]), None, tokenizer)
+    # add3 prompts "abc+def=" are 8 characters: every one is over a cap of 7
+    assert table.height == 0 and record["overlong_prompts"] == 400

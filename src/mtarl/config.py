@@ -219,7 +219,8 @@ def pretrain_settings(config: dict, model: str) -> dict:
 def train_settings(config: dict, variant: str, seed: int) -> dict:
     """The settings of one training run: defaults deep-merged with the variant's overrides."""
     merged = merge(config["train"]["defaults"], config["train"]["variant_settings"][variant])
-    return {**merged, "variant": variant, "seed": seed, "max_completion_length": config["sampling"]["max_new_tokens"]}
+    return {**merged, "variant": variant, "seed": seed, "max_completion_length": config["sampling"]["max_new_tokens"],
+            "max_prompt_tokens": config["sampling"]["max_prompt_tokens"]}
 
 
 def history_run(config: dict, variant: str) -> str | None:

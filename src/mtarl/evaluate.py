@@ -15,7 +15,8 @@ tables written here (``results/evaluate/{model}/{task}/{run}/``):
 - ``scores.parquet``, one row per benchmark and metric (the final-number protocol, study.md 8):
   ``metric`` str, ``k`` int, ``value`` float, ``model``, ``task``, ``benchmark``, ``variant`` str, ``seed`` int (null for
   the base model), ``checkpoint`` str (null except on ``best_val`` rows). Problems whose gold cannot be scored are in
-  no metric (``metrics.drop_unscorable``; their count per benchmark is the manifest's ``unscorable_problems``). Metrics:
+  no metric (``metrics.drop_unscorable``; their count per benchmark is the manifest's ``unscorable_problems``), and
+  problems whose prompt exceeds ``sampling.max_prompt_tokens`` are not sampled (``overlong_problems``). Metrics:
   - ``avg@n`` (k = n): mean accuracy of all n samples, the last checkpoint's headline number;
   - ``pass@k`` for k = 1, 2, 4, ... n (unbiased estimator);
   - ``greedy`` (k = 1): accuracy of the greedy completions (secondary column);
@@ -70,11 +71,13 @@ def run(settings: dict, model: str, model_name: str, task: str, run_name: str, b
     chat = scoring.chat_for(sampling, settings.get("chat"))
     sampler = scoring.make_sampler(sampling["backend"], model, max_batch_sequences=sampling["max_batch_sequences"],
                                    chat=chat, dtype=sampling["dtype"])
-    sampled, greedy, scores, unscorable = [], [], [], {}
+    sampled, greedy, scores, unscorable, overlong = [], [], [], {}, {}
     for benchmark, path in zip(benchmarks, problems, strict=True):
         table = pl.read_parquet(path)
         if evaluation.get("n_problems"):
             table = table.head(evaluation["n_problems"])
+        table, overlong[benchmark] = scoring.drop_overlong(table, sampler.tokenizer, chat,
+                                                           sampling.get("max_prompt_tokens"))
         samples = scoring.sample_and_score(sampler, table, params)
         greedy_samples = scoring.sample_and_score(sampler, table, greedy_params)
         sampled.append(samples.with_columns(benchmark=pl.lit(benchmark)))
@@ -90,7 +93,8 @@ def run(settings: dict, model: str, model_name: str, task: str, run_name: str, b
     ).select("metric", "k", "value", "model", "task", "benchmark", "variant", "seed", "checkpoint")
     record = io.manifest("evaluate", evaluation["seed"], settings, model=model, run=run_name, benchmarks=benchmarks,
                          sampling=params.to_dict(), greedy_sampling=greedy_params.to_dict(), chat=chat,
-                         backend=getattr(sampler, "name", sampling["backend"]), unscorable_problems=unscorable)
+                         backend=getattr(sampler, "name", sampling["backend"]), unscorable_problems=unscorable,
+                         overlong_problems=overlong)
     io.write_parquet(pl.concat(sampled), samples_path, record)
     io.write_parquet(pl.concat(greedy), greedy_path, record)
     io.write_parquet(table, scores_path, record)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from mtarl import tasks
-from mtarl.sampling import Sampler, SamplingParams, make_sampler  # noqa: F401  (make_sampler: stages use it)
+from mtarl.sampling import Sampler, SamplingParams, make_sampler, render_prompt  # noqa: F401  (make_sampler: stages use it)
 
 SAMPLE_SCHEMA = {
     "problem_id": pl.String,
@@ -49,6 +49,18 @@ def sample_and_score(sampler: Sampler, problems: pl.DataFrame, params: SamplingP
             }
         )
     return pl.DataFrame(rows, schema=SAMPLE_SCHEMA)
+
+
+def drop_overlong(problems: pl.DataFrame, tokenizer, chat: dict | None,
+                  max_tokens: int | None) -> tuple[pl.DataFrame, int]:
+    """The problems whose prompt, as the model sees it (chat template included, tokenized as the samplers do), has at
+    most ``max_tokens`` tokens, and how many were dropped (study.md 5.4: prompts are capped at 2048 tokens, and
+    TRL 1.16 has no max_prompt_length). None keeps every problem."""
+    if max_tokens is None or problems.is_empty():
+        return problems, 0
+    texts = [render_prompt(tokenizer, prompt, chat) for prompt in problems["prompt"]]
+    keep = [len(ids) <= max_tokens for ids in tokenizer(texts, add_special_tokens=chat is None)["input_ids"]]
+    return problems.filter(pl.Series(keep, dtype=pl.Boolean)), keep.count(False)
 
 
 def sampling_params(sampling: dict, n: int, seed: int, **overrides) -> SamplingParams:

@@ -167,19 +167,24 @@ def as_chat(problems: pl.DataFrame, chat: dict | None) -> pl.DataFrame:
     return problems.with_columns(prompt=pl.Series([chat_messages(p, chat["system_prompt"]) for p in problems["prompt"]]))
 
 
-def training_problems(settings: dict, problems_path: str, history_path: str | None) -> tuple[pl.DataFrame, dict]:
-    """The training set (one example replicated for one-shot variants) and a record of how it was made."""
+def training_problems(settings: dict, problems_path: str, history_path: str | None, tokenizer=None,
+                      chat: dict | None = None) -> tuple[pl.DataFrame, dict]:
+    """The training set (one example replicated for one-shot variants) and a record of how it was made: problems
+    whose prompt exceeds ``max_prompt_tokens`` under the model's tokenizer are dropped first and counted."""
     problems = pl.read_parquet(problems_path).select("id", "prompt", "answer", "family")
+    problems, overlong = scoring.drop_overlong(problems, tokenizer, chat, settings.get("max_prompt_tokens"))
+    if overlong:
+        print(f"train: dropped {overlong} problems whose prompt exceeds {settings['max_prompt_tokens']} tokens")
     one_shot = settings.get("one_shot")
     if not one_shot:
         problems = oneshot.candidate_subset(problems, settings.get("train_subset"))
         return problems, {"rows": problems.height, "train_subset": settings.get("train_subset"),
-                          "unscorable_golds": unscorable_golds(problems)}
+                          "unscorable_golds": unscorable_golds(problems), "overlong_prompts": overlong}
     history = io.read_jsonl(history_path) if history_path else None
     chosen = oneshot.select(problems, one_shot["select"], settings["seed"], history)
     replicated = oneshot.replicate(problems, chosen["id"], one_shot["copies"])
     print(f"train: one-shot example {chosen}")
-    return replicated, {"rows": replicated.height, "one_shot": chosen}
+    return replicated, {"rows": replicated.height, "one_shot": chosen, "overlong_prompts": overlong}
 
 
 def prepare_work_dir(work_dir: Path, expected: dict) -> str | None:
@@ -229,7 +234,7 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
     model, tokenizer = load(model_path, dtype=settings["dtype"])
     chat = chat_settings(settings["chat"]) if settings.get("chat") else None
     model.generation_config.eos_token_id = stop_token_ids(tokenizer, chat)  # TRL stops rollouts on these
-    problems, data_record = training_problems(settings, problems_path, history_path)
+    problems, data_record = training_problems(settings, problems_path, history_path, tokenizer, chat)
     problems = as_chat(problems, chat)
     eval_problems = pl.read_parquet(eval_path).head(settings["val_problems"])
     reward_function = RewardFunction(settings["reward"], seed=settings["seed"], gate=settings["gate"], p=settings["p"])
