@@ -335,5 +335,5 @@ def test_the_contamination_check_cuts_the_raw_statement(tmp_path, spec, split, n
     if spec["kind"] in ("deepscaler", "math500", "aime24", "amc23"):
         assert all(prompt.endswith(s) for prompt, s in zip(table["prompt"], statements))
     if spec["kind"] == "korbench":  # the rule, then the question, as KOR-Bench's prompt has them
-        assert statements[0] == "a★b = 2a + b.\nAll numbers are integers.\n\nCompute 3★4.\nPlease provide your answer " \
-                                "in the format [[number]]."
+        assert statements[0] == ("a★b = 2a + b.\nAll numbers are integers.\n\nCompute 3★4.\n"
+                                 "Please provide your answer in the format [[number]].")

@@ -27,7 +27,8 @@ def dry_run(workdir: Path, *extra: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir / "run"), "-n",
          "--configfile", str(REPO / "config/paper.yaml"), "--replace-workflow-config",
-         "--profile", str(REPO / "workflow/profiles/slurm-site"), "--workflow-profile", str(workdir / "workflow-profile"),
+         "--profile", str(REPO / "workflow/profiles/slurm-site"),
+         "--workflow-profile", str(workdir / "workflow-profile"),
          *extra],
         capture_output=True, text=True, timeout=180, env=env,
     )

@@ -13,8 +13,8 @@ tables written here (``results/evaluate/{model}/{task}/{run}/``):
   problem at T = ``sampling.temperature``, top_p = ``evaluate.top_p``), plus ``benchmark``;
 - ``greedy.parquet``: one greedy (T = 0) completion per problem, same columns;
 - ``scores.parquet``, one row per benchmark and metric (the final-number protocol, study.md 8):
-  ``metric`` str, ``k`` int, ``value`` float, ``model``, ``task``, ``benchmark``, ``variant`` str, ``seed`` int (null for
-  the base model), ``checkpoint`` str (null except on ``best_val`` rows). Problems whose gold cannot be scored are in
+  ``metric`` str, ``k`` int, ``value`` float, ``model``, ``task``, ``benchmark``, ``variant`` str, ``seed`` int
+  (null for the base model), ``checkpoint`` str (null except on ``best_val`` rows). Problems whose gold cannot be scored are in
   no metric (``metrics.drop_unscorable``; their count per benchmark is the manifest's ``unscorable_problems``), and
   problems whose prompt exceeds ``sampling.max_prompt_tokens`` are not sampled (``overlong_problems``). Metrics:
   - ``avg@n`` (k = n): mean accuracy of all n samples, the last checkpoint's headline number;

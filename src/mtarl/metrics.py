@@ -18,7 +18,7 @@ from math import comb
 import numpy as np
 import polars as pl
 
-from mtarl.voting import vote_keys
+from mtarl.voting import canonical_answer, vote_keys
 
 
 def drop_unscorable(samples: pl.DataFrame) -> tuple[pl.DataFrame, int]:
@@ -108,12 +108,10 @@ PROBE_METRICS_SCHEMA = {
 def normalize_answer(answer: str | None) -> str | None:
     """An extracted answer with runs of whitespace collapsed to one space and the ends stripped; ``None`` if empty.
 
-    An empty answer (``<answer> </answer>``) is no answer at all, so it does not vote in maj@k.
+    An empty answer (``<answer> </answer>``) is no answer at all, so it does not vote in maj@k. The voting rule's key
+    of a non-arithmetic, non-math answer (``mtarl.voting.canonical_answer``).
     """
-    if answer is None:
-        return None
-    normalized = " ".join(answer.split())
-    return normalized or None
+    return canonical_answer(None, answer)
 
 
 def samples_per_problem(samples: pl.DataFrame) -> int:

@@ -10,9 +10,9 @@ benchmarks MATH500, AIME24 and AMC23.
 Problem schema: ``id`` str (unique, stable), ``prompt`` str (the user text the model sees), ``answer`` str (gold;
 SynLogic: the game data JSON), ``task`` str (config name), ``family`` str (verifier family), ``split`` str
 (``train`` or ``eval``), ``source`` str, ``statement`` str (the raw problem statement without template or
-instruction: math, the problem; KOR-Bench, the rule and the question; SynLogic, its game data's question); dataset splits add ``subset`` and ``meta``. Rows skipped as bad input are
-counted in the log and the manifest, and so are math problems whose gold answer math-verify cannot parse
-(``unscorable_golds``: kept, but left out of rewards and metrics).
+instruction: math, the problem; KOR-Bench, the rule and the question; SynLogic, its game data's question); dataset
+splits add ``subset`` and ``meta``. Rows skipped as bad input are counted in the log and the manifest, and so are math
+problems whose gold answer math-verify cannot parse (``unscorable_golds``: kept, but left out of rewards and metrics).
 """
 
 from __future__ import annotations

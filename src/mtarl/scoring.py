@@ -10,7 +10,8 @@ from __future__ import annotations
 import polars as pl
 
 from mtarl import tasks
-from mtarl.sampling import Sampler, SamplingParams, make_sampler, render_prompt  # noqa: F401  (make_sampler: stages use it)
+from mtarl.sampling import Sampler, SamplingParams, render_prompt
+from mtarl.sampling import make_sampler  # noqa: F401  (the stages reach it here)
 
 SAMPLE_SCHEMA = {
     "problem_id": pl.String,
@@ -78,14 +79,3 @@ def chat_for(sampling: dict, chat_name: str | None) -> dict | None:
     if chat_name is None:
         raise ValueError("sampling.chat_template is on but the model has no 'chat' key naming its pinned settings")
     return chat_settings(chat_name)
-
-
-def score_model(model: str, problems_path: str, sampling: dict, params: SamplingParams,
-                n_problems: int | None = None, chat: dict | None = None) -> pl.DataFrame:
-    """Load ``model`` with the configured backend and score ``params.n`` samples on the problems of a split."""
-    problems = pl.read_parquet(problems_path)
-    if n_problems:
-        problems = problems.head(n_problems)
-    sampler = make_sampler(sampling["backend"], model, max_batch_sequences=sampling["max_batch_sequences"],
-                           chat=chat, dtype=sampling["dtype"])
-    return sample_and_score(sampler, problems, params)

@@ -407,7 +407,8 @@ def verify_many(pairs: list[tuple[str, str]], workers: int = DEFAULT_WORKERS, ti
 _GOLD_SCORABLE: dict[str, bool] = {}  # per stripped gold, this process's verdict of gold_scorable_many
 
 
-def gold_scorable_many(golds: list[str], workers: int = DEFAULT_WORKERS, timeout: float = DEFAULT_TIMEOUT) -> list[bool]:
+def gold_scorable_many(golds: list[str], workers: int = DEFAULT_WORKERS,
+                       timeout: float = DEFAULT_TIMEOUT) -> list[bool]:
     """Whether math-verify parses something out of each gold answer (a gold checked against itself in the workers:
     NO_GOLD means unscorable; a timeout or crash counts as scorable, so only a gold that parses to nothing is left
     out). Each distinct gold is checked once per process."""
