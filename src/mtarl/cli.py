@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     from mtarl.gpu_slots import gpu_slots
 
     with gpu_slots(args.gpus):  # before torch initialises CUDA
-        import torch
+        if getattr(args.module, "USES_TORCH", True):  # a table-only stage skips torch's import (seconds per job)
+            import torch
 
-        torch.set_num_threads(max(1, args.threads))
+            torch.set_num_threads(max(1, args.threads))
         args.module.main(args)
 
 

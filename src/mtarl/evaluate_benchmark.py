@@ -18,6 +18,8 @@ import polars as pl
 
 from mtarl import io
 
+USES_TORCH = False  # polars only: `mtarl` skips importing torch for this small local job
+
 
 def run(benchmark: str, samples_in: str, scores_in: str, samples_path: str, scores_path: str) -> pl.DataFrame:
     record = {**io.read_manifest(scores_in), "benchmark": benchmark}
