@@ -56,12 +56,45 @@ def broken(config, path, value=None, delete=False):
         (["probe", "shards"], 0, False, "config key 'probe.shards': 0 is less than the minimum of 1"),
         (["probe", "benchmark_shards"], {"math500": 4}, False,
          "config key 'probe.benchmark_shards.math500': no task has a benchmark 'math500' (benchmarks: add3, mul2)"),
+        # GPU settings that contradict the device that picks the stages' image (CPU here)
+        (["sampling", "backend"], "vllm", False, "config key 'sampling.backend': 'vllm' needs a GPU"),
+        (["train", "defaults", "use_vllm"], True, False, "config key 'train.defaults.use_vllm'"),
+        (["train", "variant_settings", "nsr"], {"estimator": "nsr", "device": "cuda"}, False,
+         "config key 'train.variant_settings.nsr.device': 'cuda' differs from train.defaults.device 'cpu'"),
     ],
 )
 def test_bad_values_name_their_key(default, path, value, delete, message):
     with pytest.raises(cfg.ConfigError) as err:
         cfg.validate(broken(default, path, value, delete))
     assert message in str(err.value)
+
+
+def test_paper_variants_and_their_settings(repo):
+    paper = cfg.validate(cfg.load(repo / "config/paper.yaml"))
+    # selected vs random one-shot example, and both readings of entropy minimisation, are trained
+    assert {"one_shot", "one_shot_random", "entropy", "entropy_token"} <= set(paper["train"]["variants"])
+    for config in (paper, cfg.load(repo / "config/config.yaml")):
+        dynamic = {v: cfg.train_settings(config, v, 1)["dynamic_sampling"]["enabled"]
+                   for v in config["train"]["variant_settings"]}
+        # Zhu et al.'s estimators train without dynamic sampling (it drops their all-wrong / all-right groups)
+        assert not any(dynamic[v] for v in ("zhu_psr", "zhu_nsr", "w_reinforce"))
+        assert dynamic["nsr"] and dynamic["psr"] and dynamic["ground_truth"]
+        token = cfg.train_settings(config, "entropy_token", 1)
+        # T = 0.5 for the entropy variant's rollouts and entropy, validation at the study's T = 1.0
+        assert (token["temperature"], token["val_temperature"]) == (0.5, 1.0)
+
+
+def test_one_shot_history_visits_its_candidates_for_several_epochs(repo, default):
+    paper = cfg.load(repo / "config/paper.yaml")
+    history = cfg.train_settings(paper, cfg.history_run(paper, "one_shot"), 1)
+    assert history["train_subset"] == 1209  # 300 steps x 128 prompts: 31.8 epochs of the candidate subset
+    assert cfg.history_run(paper, "one_shot_random") is None
+    whole = broken(paper, ["train", "variant_settings", "ground_truth_subset"], {})
+    with pytest.raises(cfg.ConfigError, match="'train.variant_settings.ground_truth_subset.train_subset': one-shot"):
+        cfg.validate(whole)
+    short = broken(default, ["train", "variant_settings", "ground_truth"], {"max_steps": 20})
+    with pytest.raises(cfg.ConfigError, match="100 problems of task 'add3' get 0.8 epochs"):
+        cfg.validate(short)
 
 
 def test_probe_shards_per_benchmark_and_what_a_shard_depends_on(default):
@@ -116,6 +149,7 @@ def test_run_names_round_trip(default):
 def test_cli_offers_the_six_stages():
     from mtarl.cli import STAGES, build_parser
 
-    assert tuple(STAGES) == ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate", "analyze")
+    assert tuple(STAGES) == ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate",
+                             "analyze")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--settings", "[1, 2]"])

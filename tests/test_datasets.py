@@ -318,3 +318,22 @@ def test_loaded_problems_are_scored_by_the_registered_verifiers(tmp_path):
     synlogic, report = load_problems("t", {"kind": "synlogic", "path": str(FIXTURES / "synlogic"),
                                            "cache_dir": str(tmp_path / "cache")})
     assert report["rows_kept"] == 4 and synlogic["family"].to_list()[1] == "synlogic:word_sorting"
+
+
+@pytest.mark.parametrize("spec, split, n", GOOD, ids=lambda v: v["kind"] if isinstance(v, dict) else None)
+def test_the_contamination_check_cuts_the_raw_statement(tmp_path, spec, split, n):
+    """study.md 2.4: no template, no instruction; at a cut of 80% a fixed instruction would make most of the remainder
+    and push EM and ROUGE-L toward "clean"."""
+    from mtarl.probe_shard import problem_statements
+
+    table, _ = load(tmp_path, task="study", **spec)
+    statements = problem_statements(table)
+    for prompt, statement in zip(table["prompt"], statements, strict=True):
+        assert statement.strip() and statement != prompt
+        for instruction in ("<think>", "<answer>", "### Answer", "### Question", "Solve the following problem"):
+            assert instruction not in statement
+    if spec["kind"] in ("deepscaler", "math500", "aime24", "amc23"):
+        assert all(prompt.endswith(s) for prompt, s in zip(table["prompt"], statements))
+    if spec["kind"] == "korbench":  # the rule, then the question, as KOR-Bench's prompt has them
+        assert statements[0] == ("a★b = 2a + b.\nAll numbers are integers.\n\nCompute 3★4.\n"
+                                 "Please provide your answer in the format [[number]].")

@@ -270,3 +270,25 @@ def test_works_from_threads_where_math_verify_alone_fails():
         # ... the worker processes have no such limit
         results = list(threads.map(mv.is_correct, [wrap("0.5"), wrap("0.4"), wrap(r"\frac{2}{4}")], ["0.5"] * 3))
     assert results == [True, False, True]
+
+
+def test_an_unscorable_gold_leaves_its_problem_out_of_rewards_and_metrics():
+    """Gold \\text{} parses to nothing: every answer to it is neither right nor wrong (None), so the incorrect reward
+    is not a format reward there, zhu_nsr does not punish it (advantage 0), and no metric counts it."""
+    import polars as pl
+    import torch
+
+    from mtarl import metrics, rewards, rl, tasks
+
+    good, bare = "<think>x</think><answer>3</answer>", "no answer at all"
+    verdicts = tasks.verify_batch(["math"] * 3, [good, bare, good], [r"\text{}", r"\text{}", "3"])
+    assert [v.accurate for v in verdicts] == [None, None, True] and [v.correct for v in verdicts] == [None, None, True]
+    assert rewards.incorrect(verdicts) == [None, None, 0.0] and rewards.ground_truth(verdicts) == [None, None, 1.0]
+    assert rewards.accuracy(verdicts) == 1.0
+    nan = float("nan")
+    assert rl.advantages(torch.tensor([nan, nan, 1.0, 0.0]), 2, "zhu_nsr").tolist() == [0.0, 0.0, 0.0, -1.0]
+    samples = pl.DataFrame({"problem_id": ["a", "a", "b", "b"], "correct": [None, None, True, False]},
+                           schema={"problem_id": pl.String, "correct": pl.Boolean})
+    kept, dropped = metrics.drop_unscorable(samples)
+    assert dropped == 1 and metrics.avg_at_k(kept) == 0.5
+    assert mv.gold_scorable_many([r"\text{}", "3", r"\frac{1}{2}"]) == [False, True, True]

@@ -220,3 +220,18 @@ def test_probe_metrics_table_long_form_matches_each_metric():
     assert values[("avg@k", 4)] == pytest.approx(avg_at_k(samples)) == pytest.approx((0.5 + 0.25 + 1) / 3)
     assert (result["ci_low"] <= result["value"] + 1e-12).all() and (result["value"] <= result["ci_high"] + 1e-12).all()
     assert set(result["n"]) == {4} and set(result["n_problems"]) == {3}
+
+
+def test_math_maj_at_k_votes_by_equivalence_as_the_majority_reward():
+    """Gold 1/2: three equivalent right answers written three ways, two identical wrong ones. By text, "3" leads
+    (2 votes to 1 each); by math-verify equivalence, as the majority-vote reward votes, 1/2 leads 3 to 2."""
+    from mtarl import rewards
+
+    values = ["0.5", "3", "\\frac{1}{2}", "3", "1/2"]
+    rows = answers(values, gold="x")
+    rows = [(v, True, v != "3") for v, _, _ in rows]
+    samples = table({"p": rows})
+    assert maj(samples.with_columns(family=pl.lit("math")), 5) == 1.0
+    assert maj(samples, 5) == 0.0  # without a family: by text, the old (biased low) vote
+    keys = rewards.vote_keys("math", values)
+    assert rewards.majority_rewards(keys, [True] * 5, 5) == [1.0, 0.0, 1.0, 0.0, 1.0]

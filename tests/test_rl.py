@@ -203,8 +203,26 @@ def test_historical_variance_picks_most_variable_example():
 
 def test_historical_variance_ties_and_no_repeats():
     assert oneshot.historical_variance({"z": [0, 1], "y": [1, 0]})[0] == "y"
-    with pytest.raises(ValueError, match="visited twice"):
+    with pytest.raises(ValueError, match="visited in two epochs"):
         oneshot.historical_variance({"a": [1.0], "b": [0.0]})
+
+
+def test_historical_variance_reads_per_epoch_accuracies():
+    records = [
+        {"step": 0, "epoch": 0, "accuracy": {"a": 0.0, "b": 1.0}},
+        {"step": 0, "epoch": 0, "accuracy": {"a": 1.0, "b": 0.0}},  # a dynamic-sampling draw in the same epoch
+        {"step": 2, "epoch": 1, "accuracy": {"a": 1.0}},
+    ]
+    history = oneshot.accuracy_history(records)
+    assert history == {"a": [0.5, 1.0], "b": [0.5]}  # b: two visits, one epoch: no variance, no candidate
+    assert oneshot.historical_variance(history) == ("a", pytest.approx(0.0625))
+
+
+def test_candidate_subset_depends_on_ids_only():
+    problems = pl.DataFrame({"id": [f"p{i}" for i in range(50)]})
+    subset = oneshot.candidate_subset(problems, 7)
+    assert subset.height == 7 and set(subset["id"]) == set(oneshot.candidate_subset(problems.reverse(), 7)["id"])
+    assert oneshot.candidate_subset(problems, None).equals(problems)
 
 
 def test_random_selection_is_seeded_and_replication_keeps_ids_distinct():

@@ -73,6 +73,15 @@ def test_killed_training_resumes_from_its_last_checkpoint(repo, tmp_path, random
     assert all(log[step - 1] == before[step] for step in before), "steps before the checkpoint are not redone"
     manifest = json.loads((tmp_path / "model" / "mtarl_manifest.json").read_text())
     assert manifest["global_step"] == 12 and manifest["resumed_from"].endswith(f"checkpoint-{last}")
+    # the run succeeded: its checkpoints keep their weights but no optimizer state (keep_optimizer_state: false)
+    checkpoints = list((tmp_path / "work").glob("checkpoint-*"))
+    assert checkpoints and all((c / "model.safetensors").exists() for c in checkpoints)
+    assert not [p for c in checkpoints for p in c.glob("optimizer*")]
+
+
+def test_validation_samples_at_its_own_temperature(repo):
+    params = train_stage.validation_params(settings(repo, temperature=0.5, val_temperature=1.0, val_top_p=0.7), 40)
+    assert (params.temperature, params.top_p, params.seed) == (1.0, 0.7, 40)
 
 
 def test_changed_settings_discard_old_checkpoints(repo, tmp_path):
@@ -125,6 +134,13 @@ def ground_truth_history(repo, tmp_path_factory, random_model_dir, add3_problems
     return out / "examples.jsonl"
 
 
+def test_history_records_the_epoch_of_each_visit(ground_truth_history):
+    """8 problems, 4 prompts per generation batch: batches at steps 0, 2, 4, 6 are epochs 0, 0, 1, 1 (plus dynamic
+    sampling's extra draws, logged with their batch's step and epoch)."""
+    epochs = {r["step"]: r["epoch"] for r in io.read_jsonl(ground_truth_history)}
+    assert epochs == {0: 0, 2: 0, 4: 1, 6: 1}
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_variant_trains_two_steps(repo, tmp_path, variant, random_model_dir, add3_problems,
                                         ground_truth_history):
@@ -136,8 +152,11 @@ def test_every_variant_trains_two_steps(repo, tmp_path, variant, random_model_di
     log = io.read_jsonl(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in log] == [1, 2] and record["global_step"] == 2
     assert "val/avg@4" in log[1] and "gt_accuracy" in log[0] and "entropy" in log[0]
+    assert record["dynamic_sampling"] == s["dynamic_sampling"]  # on or off, visible in the run's manifest
     if s["dynamic_sampling"]["enabled"]:
         assert {"dynamic/gen_batches", "dynamic/duplication_fraction"} <= set(log[0])
+    else:
+        assert not any(key.startswith("dynamic/") for key in log[0])
     if s["one_shot"]:
         assert record["data"]["one_shot"]["mode"] == s["one_shot"]["select"]
         assert record["data"]["rows"] == s["one_shot"]["copies"]

@@ -131,10 +131,11 @@ PAPER_JOBS = {
     "probe_shard": 24,
     # 2 models x 9 benchmarks
     "probe": 18,
-    # 2 models x 2 domains x (9 official variants + 3 Zhu et al. variants) x 1 seed: 36 official runs + 12
-    "train": 48,
-    # 2 models x 9 benchmarks x (base + 12 trained runs)
-    "evaluate": 234,
+    # 2 models x 2 domains x (9 official variants + one_shot_random, entropy_token + 3 Zhu et al. variants) x 1 seed,
+    # + one-shot's history run on a 1,209-problem candidate subset per model x domain
+    "train": 60,
+    # 2 models x 2 tasks x (base + 14 trained runs): one model load for all the task's benchmarks
+    "evaluate": 60,
     "analyze": 1,
     "all": 1,
 }

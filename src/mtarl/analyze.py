@@ -35,6 +35,8 @@ from mtarl import io
 from mtarl.analysis import cells as cell_estimates
 from mtarl.analysis import figures, page, predictions, tables, training
 
+USES_TORCH = False  # a table-only stage: mtarl.cli skips importing torch
+
 KEYS = list(cell_estimates.KEYS)
 
 

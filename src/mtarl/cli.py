@@ -18,7 +18,7 @@ STAGES = {
     "probe_shard": "sample and verify one shard of a base model's probe on a benchmark",
     "probe": "gather probe shards: pass@k, maj@k, avg@k, contamination and the alignment verdict",
     "train": "GRPO training of one variant with TRL, resumable",
-    "evaluate": "score a base or trained model on a task's eval split",
+    "evaluate": "score a base or trained model on every benchmark of its task (one model load)",
     "analyze": "aggregate probes and evaluations into the summary table, figure and report",
 }
 
@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     from mtarl.gpu_slots import gpu_slots
 
     with gpu_slots(args.gpus):  # before torch initialises CUDA
-        import torch
+        if getattr(args.module, "USES_TORCH", True):  # a table-only stage skips torch's import (seconds per job)
+            import torch
 
-        torch.set_num_threads(max(1, args.threads))
+            torch.set_num_threads(max(1, args.threads))
         args.module.main(args)
 
 

@@ -112,6 +112,7 @@ def cross_field_errors(config: dict) -> list[str]:
                           f"'train.variant_settings'; defined: {known})")
             continue
         errors += variant_errors(config, variant)
+    errors += device_errors(config)
     probe = config["probe"]
     if probe["alignment"]["k"] > probe["n"]:
         errors.append(f"config key 'probe.alignment.k': {probe['alignment']['k']} exceeds probe.n = {probe['n']}")
@@ -127,6 +128,47 @@ def cross_field_errors(config: dict) -> list[str]:
     for name in sorted(set(probe.get("benchmark_shards", {})) - known):
         errors.append(f"config key 'probe.benchmark_shards.{name}': no task has a benchmark {name!r} "
                       f"(benchmarks: {', '.join(sorted(known))})")
+    return errors
+
+
+def device_errors(config: dict) -> list[str]:
+    """Contradictory device settings. ``train.defaults.device`` picks every GPU stage's image and environment
+    (workflow/rules/common.smk: stage_kind), so vLLM (sampling or rollouts) needs it to be cuda, and no variant may
+    train on another device than the defaults."""
+    errors, device = [], config["train"]["defaults"]["device"]
+    if config["sampling"]["backend"] == "vllm" and device != "cuda":
+        errors.append(f"config key 'sampling.backend': 'vllm' needs a GPU, but train.defaults.device is {device!r} "
+                      "(the stages would run in the CPU image); set device: cuda or backend: hf")
+    if config["train"]["defaults"]["use_vllm"] and device != "cuda":
+        errors.append(f"config key 'train.defaults.use_vllm': vLLM rollouts need device: cuda, not {device!r}")
+    for name, overrides in config["train"]["variant_settings"].items():
+        merged = merge(config["train"]["defaults"], overrides)
+        if merged["device"] != device:
+            errors.append(f"config key 'train.variant_settings.{name}.device': {merged['device']!r} differs from "
+                          f"train.defaults.device {device!r}, which picks the stages' image; set it there")
+        elif merged["use_vllm"] and device != "cuda":
+            errors.append(f"config key 'train.variant_settings.{name}.use_vllm': vLLM rollouts need device: cuda")
+    return errors
+
+
+def history_epoch_errors(config: dict, source: str) -> list[str]:
+    """Historical variance needs each candidate in several epochs of the history run: at least 2 on every task."""
+    settings = merge(config["train"]["defaults"], config["train"]["variant_settings"][source])
+    key = f"config key 'train.variant_settings.{source}.train_subset'"
+    visits = settings["max_steps"] // settings["steps_per_generation"] * settings["prompts_per_step"]
+    errors = []
+    for task, spec in config["tasks"].items():
+        rows = settings["train_subset"]
+        if spec["source"] == "synthetic":
+            rows = min(rows or spec["n_train"], spec["n_train"])
+        elif rows is None:
+            errors.append(f"{key}: one-shot selection by historical variance needs a candidate subset small enough "
+                          f"to visit for several epochs (task {task!r} trains on a whole dataset); set it, e.g. "
+                          "1209 (One-Shot-RLVR's DSR-sub)")
+            continue
+        if visits < 2 * rows:
+            errors.append(f"{key}: {rows} problems of task {task!r} get {visits / rows:.1f} epochs in "
+                          f"{settings['max_steps']} steps; historical variance needs at least 2")
     return errors
 
 
@@ -149,6 +191,8 @@ def variant_errors(config: dict, variant: str) -> list[str]:
         elif merge(config["train"]["defaults"], source_settings)["one_shot"]:
             errors.append(f"config key '{path}.one_shot.history_variant': '{source}' must be a full-data run, "
                           "not one-shot")
+        else:
+            errors += history_epoch_errors(config, source)
     if merged["reward"] == "constant" and merged["entropy_coef"] >= 0:
         errors.append(f"{key}: reward 'constant' trains on nothing unless entropy_coef < 0")
     return errors
@@ -175,7 +219,8 @@ def pretrain_settings(config: dict, model: str) -> dict:
 def train_settings(config: dict, variant: str, seed: int) -> dict:
     """The settings of one training run: defaults deep-merged with the variant's overrides."""
     merged = merge(config["train"]["defaults"], config["train"]["variant_settings"][variant])
-    return {**merged, "variant": variant, "seed": seed, "max_completion_length": config["sampling"]["max_new_tokens"]}
+    return {**merged, "variant": variant, "seed": seed, "max_completion_length": config["sampling"]["max_new_tokens"],
+            "max_prompt_tokens": config["sampling"]["max_prompt_tokens"]}
 
 
 def history_run(config: dict, variant: str) -> str | None:

@@ -5,7 +5,8 @@
 - maj@k: accuracy of the most frequent answer among k samples, averaged over k-subsets, then over problems;
 - ``probe_metrics_table``: all three in long form with percentile-bootstrap intervals (``ci_low``, ``ci_high``).
 
-Never "max over the first k samples": that is biased and is not pass@k.
+Never "max over the first k samples": that is biased and is not pass@k. Problems with an unscorable gold (``correct``
+null) are left out by ``drop_unscorable`` before any metric.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from math import comb
 
 import numpy as np
 import polars as pl
+
+from mtarl.voting import canonical_answer, vote_keys
+
+
+def drop_unscorable(samples: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """The samples without the problems whose gold cannot be scored (``correct`` null, ``mtarl.tasks``), and how many
+    problems were left out: such a problem is neither right nor wrong, so it is in no metric."""
+    unscorable = samples.filter(pl.col("correct").is_null())["problem_id"].unique()
+    return samples.filter(~pl.col("problem_id").is_in(unscorable.implode())), unscorable.len()
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -98,12 +108,10 @@ PROBE_METRICS_SCHEMA = {
 def normalize_answer(answer: str | None) -> str | None:
     """An extracted answer with runs of whitespace collapsed to one space and the ends stripped; ``None`` if empty.
 
-    An empty answer (``<answer> </answer>``) is no answer at all, so it does not vote in maj@k.
+    An empty answer (``<answer> </answer>``) is no answer at all, so it does not vote in maj@k. The voting rule's key
+    of a non-arithmetic, non-math answer (``mtarl.voting.canonical_answer``).
     """
-    if answer is None:
-        return None
-    normalized = " ".join(answer.split())
-    return normalized or None
+    return canonical_answer(None, answer)
 
 
 def samples_per_problem(samples: pl.DataFrame) -> int:
@@ -121,14 +129,16 @@ def _problem_rng(seed: int, problem_id: str) -> np.random.Generator:
 
 
 def _vote_classes(group: pl.DataFrame, require_format: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Answer classes of one problem's samples, ordered by sample index.
+    """Answer classes of one problem's samples, ordered by sample index, voting as the majority-vote reward does
+    (``mtarl.voting.vote_keys`` of the problem's ``family`` column; without one, by whitespace-normalised text).
 
     Returns ``labels`` (class index per sample, -1 for a sample that does not vote) and ``class_correct`` (whether
     each class's answer is correct: true when any of its voters is ``correct``, since the verifier judges the
-    extracted answer and a class is one normalised answer).
+    extracted answer and a class is one answer up to the voting rule's equivalence).
     """
     group = group.sort("sample")
-    answers = [normalize_answer(a) for a in group["extracted"].to_list()]
+    family = group["family"][0] if "family" in group.columns else None
+    answers = vote_keys(family, group["extracted"].to_list())
     if require_format:
         answers = [a if ok else None for a, ok in zip(answers, group["format_ok"].to_list(), strict=True)]
     codes: dict[str, int] = {}
@@ -175,7 +185,8 @@ def maj_at_k_per_problem(samples: pl.DataFrame, ks: list[int], *, n_subsets: int
     problem id. The random subsets of every k are the first k columns of one set of ``n_subsets`` permutations per
     problem (each row a uniform k-subset), so a 256-sample probe costs one shuffle per problem.
 
-    Voters are samples with an extracted answer (whitespace-normalised, non-empty) and, when ``require_format``, a
+    Voters are samples with an extracted answer (non-empty; classes by ``mtarl.voting.vote_keys``, math-verify
+    equivalence for math, when ``samples`` has a ``family`` column) and, when ``require_format``, a
     passing format gate (``format_ok``): then every voter's ``correct`` is its answer's accuracy, and maj@1 equals
     avg@n exactly (avg@n gates on the format too).
     """

@@ -1,34 +1,50 @@
 """One-shot RL (study.md 7.5): choose one training example and replicate it to fill the batches.
 
 Selection modes:
-- ``historical_variance`` (Wang et al. 2025): from a ground-truth run's per-example accuracy history (one value per
-  visit of the example, i.e. per epoch), the example whose accuracy varies most across visits; examples visited fewer
-  than twice have no variance and are not candidates. Ties go to the smallest id.
+- ``historical_variance`` (Wang et al. 2025): from a ground-truth run's per-example accuracy history, the example
+  whose per-epoch accuracy varies most across epochs (an example's accuracy in an epoch: the mean group accuracy of
+  its visits in that epoch, dynamic sampling's extra draws included); examples seen in fewer than two epochs have no
+  variance and are not candidates. Ties go to the smallest id. The history run trains on a candidate subset
+  (``train_subset``, ``candidate_subset``) small enough to be visited for several epochs, as One-Shot-RLVR ranks its
+  1,209-problem DSR-sub.
 - ``random``: a uniform draw with a recorded seed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
-from statistics import pvariance
+from statistics import mean, pvariance
 
 import polars as pl
 
 
+def candidate_subset(problems: pl.DataFrame, size: int | None) -> pl.DataFrame:
+    """The ``size`` problems whose sha256(id) is smallest (all when None): a fixed pseudo-random subset that depends on
+    the ids only, so every seed's history run and the one-shot runs agree on it."""
+    if size is None or size >= problems.height:
+        return problems
+    keys = [hashlib.sha256(pid.encode()).hexdigest() for pid in problems["id"]]
+    return problems.with_columns(_key=pl.Series(keys)).sort("_key").head(size).drop("_key")
+
+
 def accuracy_history(records: list[dict]) -> dict[str, list[float]]:
-    """Per example id, its group accuracy at each visit, in step order (records of ``examples.jsonl``)."""
-    history: dict[str, list[float]] = {}
-    for record in sorted(records, key=lambda r: r["step"]):
+    """Per example id, its accuracy in each epoch it was visited, in epoch order (records of ``examples.jsonl``;
+    a record without ``epoch``, written before epochs were logged, counts as an epoch of its own)."""
+    visits: dict[str, dict[float, list[float]]] = {}
+    for index, record in enumerate(sorted(records, key=lambda r: r["step"])):
+        epoch = record["epoch"] if "epoch" in record else index  # no epoch logged: each record counts as one
         for pid, acc in record["accuracy"].items():
-            history.setdefault(pid, []).append(acc)
-    return history
+            visits.setdefault(pid, {}).setdefault(epoch, []).append(acc)
+    return {pid: [mean(accs) for _, accs in sorted(by_epoch.items())] for pid, by_epoch in visits.items()}
 
 
 def historical_variance(history: dict[str, list[float]]) -> tuple[str, float]:
     scores = {pid: pvariance(accs) for pid, accs in history.items() if len(accs) >= 2}
     if not scores:
-        raise ValueError("no example was visited twice in the ground-truth run: historical variance is undefined; "
-                         "train it for more epochs (more max_steps or a smaller train split) or use select: random")
+        raise ValueError("no example was visited in two epochs of the ground-truth run: historical variance is "
+                         "undefined; train it for more epochs (more max_steps or a smaller train_subset) or use "
+                         "select: random")
     best = max(scores.values())
     return min(pid for pid, s in scores.items() if s == best), best
 

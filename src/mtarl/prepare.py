@@ -9,8 +9,10 @@ benchmarks MATH500, AIME24 and AMC23.
 
 Problem schema: ``id`` str (unique, stable), ``prompt`` str (the user text the model sees), ``answer`` str (gold;
 SynLogic: the game data JSON), ``task`` str (config name), ``family`` str (verifier family), ``split`` str
-(``train`` or ``eval``), ``source`` str; dataset splits add ``subset`` and ``meta``. Rows skipped as bad input are
-counted in the log and the manifest.
+(``train`` or ``eval``), ``source`` str, ``statement`` str (the raw problem statement without template or
+instruction: math, the problem; KOR-Bench, the rule and the question; SynLogic, its game data's question); dataset
+splits add ``subset`` and ``meta``. Rows skipped as bad input are counted in the log and the manifest, and so are math
+problems whose gold answer math-verify cannot parse (``unscorable_golds``: kept, but left out of rewards and metrics).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ PROBLEM_SCHEMA = {
     "family": pl.String,
     "split": pl.String,
     "source": pl.String,
+    # The raw problem statement, no template or instruction: what the contamination check cuts (study.md 2.4).
+    "statement": pl.String,
 }
 
 
@@ -52,6 +56,7 @@ def problem_table(task: str, fam: arith.Family, split: str, pairs: list[tuple[in
             "family": fam.name,
             "split": split,
             "source": "synthetic",
+            "statement": fam.prompt(a, b),  # "a+b=": the prompt is the bare problem
         }
         for i, (a, b) in enumerate(pairs)
     ]
@@ -73,8 +78,19 @@ def split_table(task: str, split: str, settings: dict) -> tuple[pl.DataFrame, di
     return table.with_columns(split=pl.lit("train" if split == "train" else "eval")), report
 
 
+def unscorable_golds(table: pl.DataFrame) -> int:
+    """How many math problems have a gold answer math-verify parses nothing from (they will be left unscored)."""
+    golds = table.filter(pl.col("family") == "math")["answer"].to_list()
+    if not golds:
+        return 0
+    from mtarl.tasks.math import gold_scorable_many
+
+    return sum(not ok for ok in gold_scorable_many(golds))
+
+
 def run(task: str, split: str, settings: dict, out: str) -> pl.DataFrame:
     table, report = split_table(task, split, settings)
+    report = {**report, "unscorable_golds": unscorable_golds(table)}
     if table.is_empty():
         raise ValueError(f"prepare: {task}/{split} has no problems left ({report})")
     meta = io.manifest("prepare", settings.get("seed"), settings, task=task, split=split, report=report)

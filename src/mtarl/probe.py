@@ -64,6 +64,12 @@ def shard_summary(manifests: list[dict]) -> list[dict]:
              "hardware": record.get("hardware"), "wall_seconds": record.get("wall_seconds")} for record in manifests]
 
 
+def with_family(samples: pl.DataFrame, problems: str) -> pl.DataFrame:
+    """The samples with their problem's verifier ``family``, so maj@k votes as the majority-vote reward does."""
+    families = pl.read_parquet(problems, columns=["id", "family"]).rename({"id": "problem_id"})
+    return samples.join(families, on="problem_id", how="left", maintain_order="left")
+
+
 def alignment_rule(settings: dict) -> alignment.AlignmentRule:
     return alignment.AlignmentRule(k=settings["k"], strong_threshold=settings["strong_threshold"],
                                    contamination_ratio=settings["contamination_ratio"],
@@ -75,10 +81,12 @@ def run(settings: dict, model_name: str, task: str, benchmark: str, problems: st
         shard_contamination: list[str], samples_path: str, passk_path: str, metrics_path: str,
         contamination_path: str, alignment_path: str) -> pl.DataFrame:
     probe = settings["probe"]
-    samples, manifests = read_shards(shard_samples, settings, probe_problems(problems, probe))
+    all_samples, manifests = read_shards(shard_samples, settings, probe_problems(problems, probe))
     names = dict(model=pl.lit(model_name), task=pl.lit(task), benchmark=pl.lit(benchmark))
+    samples, unscorable = metrics.drop_unscorable(all_samples)  # gold answers the verifier cannot read
     table = metrics.pass_at_k_table(samples).with_columns(**names)
-    full = metrics.probe_metrics_table(samples, n_boot=probe["n_boot"], seed=probe["seed"]).with_columns(**names)
+    full = metrics.probe_metrics_table(with_family(samples, problems), n_boot=probe["n_boot"],
+                                       seed=probe["seed"]).with_columns(**names)
     checked = pl.concat([pl.read_parquet(path) for path in shard_contamination]).with_columns(**names)
     summary = contamination.summarize_contamination(checked) if probe["contamination"]["enabled"] else None
     verdict = alignment.alignment_table(table, alignment_rule(probe["alignment"]), summary)
@@ -87,9 +95,9 @@ def run(settings: dict, model_name: str, task: str, benchmark: str, problems: st
     record = io.manifest("probe", probe["seed"], settings, model=first.get("model"),
                          model_revision=first.get("model_revision"), model_name=model_name, task=task,
                          benchmark=benchmark, backend=first.get("backend"), sampling=first.get("sampling"),
-                         shards=shard_summary(manifests),
+                         shards=shard_summary(manifests), unscorable_problems=unscorable,
                          wall_seconds=round(sum(m.get("wall_seconds") or 0 for m in manifests), 1))
-    io.write_parquet(samples, samples_path, record)
+    io.write_parquet(all_samples, samples_path, record)
     io.write_parquet(table, passk_path, record)
     io.write_parquet(full, metrics_path, record)
     io.write_parquet(checked, contamination_path, record)

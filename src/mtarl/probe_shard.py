@@ -51,9 +51,13 @@ def layout(settings: dict, n_rows: int) -> list[tuple[int, int]]:
     return shard_ranges(n_rows, settings["shards"], block)
 
 
-def problem_statement(prompt: str) -> str:
-    """The raw problem: the contamination check feeds no instruction or template (study.md 2.4)."""
-    return prompt.removeprefix(MATH_TEMPLATE)
+def problem_statements(rows: pl.DataFrame) -> list[str]:
+    """The raw problems: the contamination check feeds no instruction or template (study.md 2.4). The ``statement``
+    column of the problem table (``mtarl.prepare``); a table written before it existed: the prompt without the math
+    template."""
+    if "statement" in rows.columns:
+        return rows["statement"].to_list()
+    return [prompt.removeprefix(MATH_TEMPLATE) for prompt in rows["prompt"]]
 
 
 def rows_to_check(rows: pl.DataFrame, start: int, check: dict) -> pl.DataFrame:
@@ -67,7 +71,7 @@ def rows_to_check(rows: pl.DataFrame, start: int, check: dict) -> pl.DataFrame:
 
 def contamination_check(sampler, rows: pl.DataFrame, ratios: list[float]) -> pl.DataFrame:
     """The per-problem x ratio contamination table of ``rows`` (schema ``contamination.CONTAMINATION_SCHEMA``)."""
-    statements = [(pid, problem_statement(p)) for pid, p in zip(rows["id"], rows["prompt"])]
+    statements = list(zip(rows["id"], problem_statements(rows)))
     return contamination.contamination_table(statements, sampler.tokenizer, sampler.greedy_completer(), ratios)
 
 

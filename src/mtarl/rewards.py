@@ -13,28 +13,37 @@
 ``majority`` and ``self_certainty`` need the whole group or the policy, so the trainer computes them
 (``mtarl.rl``) with the pure functions here; every other reward is computed per completion by ``RewardFunction``,
 which also logs the ground-truth accuracy and format rate whatever the training reward is.
+
+A problem whose gold the verifier cannot score (``Verdict.accurate is None``) gets ``None`` from ``ground_truth`` and
+``incorrect`` (TRL: NaN; ``mtarl.rl.advantages``: advantage 0, out of its group's statistics).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from typing import Sequence
 
 from mtarl import tasks
 from mtarl.tasks import Verdict
+from mtarl.voting import canonical_answer, vote_keys  # noqa: F401  (the voting rule shared with maj@k)
 
 REWARDS = ("ground_truth", "random", "incorrect", "format", "majority", "self_certainty", "constant")
 GROUP_REWARDS = ("majority", "self_certainty")  # computed by the trainer after the gather
 
 
-def ground_truth(verdicts: Sequence[Verdict]) -> list[float]:
-    return [float(v.correct) for v in verdicts]
+def ground_truth(verdicts: Sequence[Verdict]) -> list[float | None]:
+    return [None if v.correct is None else float(v.correct) for v in verdicts]
 
 
-def incorrect(verdicts: Sequence[Verdict], gate: bool = True) -> list[float]:
-    return [float((v.format_ok or not gate) and not v.accurate) for v in verdicts]
+def incorrect(verdicts: Sequence[Verdict], gate: bool = True) -> list[float | None]:
+    return [None if v.accurate is None else float((v.format_ok or not gate) and not v.accurate) for v in verdicts]
+
+
+def accuracy(verdicts: Sequence[Verdict]) -> float | None:
+    """Ground-truth accuracy over the verdicts whose gold can be scored (None if none can)."""
+    scored = [v.correct for v in verdicts if v.correct is not None]
+    return sum(scored) / len(scored) if scored else None
 
 
 def format_only(verdicts: Sequence[Verdict]) -> list[float]:
@@ -66,42 +75,11 @@ def random_reward(verdicts: Sequence[Verdict], draws: Sequence[bool], gate: bool
     return [float((v.format_ok or not gate) and b) for v, b in zip(verdicts, draws, strict=True)]
 
 
-_WS = re.compile(r"\s+")
-
-
-def canonical_answer(family: str, answer: str | None) -> str | None:
-    """The key under which answers vote together: integers by value for arithmetic, else whitespace-normalised."""
-    if answer is None:
-        return None
-    text = _WS.sub(" ", answer).strip()
-    if family in ("add3", "mul2") and re.fullmatch(r"[+-]?\d+", text):
-        return str(int(text))
-    return text
-
-
-def vote_keys(family: str, answers: Sequence[str | None]) -> list[str | None]:
-    """Keys under which one group's answers vote: math answers join the class of the first equivalent answer
-    (math-verify), every other family votes by ``canonical_answer``."""
-    keys = [canonical_answer(family, a) for a in answers]
-    if family != "math":
-        return keys
-    from mtarl.tasks.math import verify_many
-
-    representatives: list[str] = []
-    cluster: dict[str, str] = {}
-    for key in dict.fromkeys(k for k in keys if k is not None):
-        same = verify_many([(key, rep) for rep in representatives]) if representatives else []
-        cluster[key] = next((rep for rep, ok in zip(representatives, same) if ok), key)
-        if cluster[key] == key:
-            representatives.append(key)
-    return [None if k is None else cluster[k] for k in keys]
-
-
 def majority_rewards(keys: Sequence[str | None], formats: Sequence[bool], group_size: int,
                      gate: bool = True, voters: str = "formatted") -> list[float]:
     """TTRL rewards of contiguous groups: 1 for a sample whose answer is its group's majority answer.
 
-    ``keys`` are canonical answers (None = no answer); voters are samples with an answer and, when ``voters`` is
+    ``keys`` are ``mtarl.voting.vote_keys`` (None = no answer); voters are samples with an answer and, when ``voters`` is
     "formatted", the format; a tie goes to the answer whose first vote has the smallest index; a group with no
     voter gets 0 everywhere. ``keys`` must hold whole groups: pass the gathered batch, never one process's slice.
     """
@@ -135,17 +113,19 @@ class RewardFunction:
         self.last_verdicts: list[Verdict] = []
 
     def __call__(self, completions: list, answer: list[str], family: list[str], id: list[str],
-                 trainer_state=None, log_metric=None, **_) -> list[float]:
+                 trainer_state=None, log_metric=None, **_) -> list[float | None]:
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]  # chat: the assistant turn
         verdicts = tasks.verify_batch(family, texts, answer)
         self.last_verdicts = verdicts
         if log_metric is not None:
-            log_metric("gt_accuracy", sum(v.correct for v in verdicts) / len(verdicts))
+            scored = accuracy(verdicts)
+            if scored is not None:
+                log_metric("gt_accuracy", scored)
             log_metric("format_rate", sum(v.format_ok for v in verdicts) / len(verdicts))
         step = trainer_state.global_step if trainer_state is not None else 0
         return self.score(verdicts, id, step)
 
-    def score(self, verdicts: Sequence[Verdict], prompt_ids: Sequence[str], step: int) -> list[float]:
+    def score(self, verdicts: Sequence[Verdict], prompt_ids: Sequence[str], step: int) -> list[float | None]:
         if self.reward == "ground_truth":
             return ground_truth(verdicts)
         if self.reward == "incorrect":

@@ -202,8 +202,10 @@ class MtarlGRPOTrainer(GRPOTrainer):
         if self.accelerator.is_main_process:
             by_id: dict[str, list[bool]] = {}
             for pid, ok in everything:
-                by_id.setdefault(pid, []).append(ok)
-            self.example_log({"step": self.state.global_step,
+                if ok is not None:  # an unscorable gold has no accuracy (and no variance to select by)
+                    by_id.setdefault(pid, []).append(ok)
+            # the Trainer's fractional epoch at generation time: its integer part is the pass over the data
+            self.example_log({"step": self.state.global_step, "epoch": int(self.state.epoch or 0),
                               "accuracy": {pid: sum(v) / len(v) for pid, v in by_id.items()}})
 
     # -- advantages and dynamic sampling --------------------------------------------------------------------------

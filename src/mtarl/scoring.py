@@ -10,7 +10,8 @@ from __future__ import annotations
 import polars as pl
 
 from mtarl import tasks
-from mtarl.sampling import Sampler, SamplingParams, make_sampler  # noqa: F401  (make_sampler: stages use it)
+from mtarl.sampling import Sampler, SamplingParams, render_prompt
+from mtarl.sampling import make_sampler  # noqa: F401  (the stages reach it here)
 
 SAMPLE_SCHEMA = {
     "problem_id": pl.String,
@@ -51,6 +52,18 @@ def sample_and_score(sampler: Sampler, problems: pl.DataFrame, params: SamplingP
     return pl.DataFrame(rows, schema=SAMPLE_SCHEMA)
 
 
+def drop_overlong(problems: pl.DataFrame, tokenizer, chat: dict | None,
+                  max_tokens: int | None) -> tuple[pl.DataFrame, int]:
+    """The problems whose prompt, as the model sees it (chat template included, tokenized as the samplers do), has at
+    most ``max_tokens`` tokens, and how many were dropped (study.md 5.4: prompts are capped at 2048 tokens, and
+    TRL 1.16 has no max_prompt_length). None keeps every problem."""
+    if max_tokens is None or problems.is_empty():
+        return problems, 0
+    texts = [render_prompt(tokenizer, prompt, chat) for prompt in problems["prompt"]]
+    keep = [len(ids) <= max_tokens for ids in tokenizer(texts, add_special_tokens=chat is None)["input_ids"]]
+    return problems.filter(pl.Series(keep, dtype=pl.Boolean)), keep.count(False)
+
+
 def sampling_params(sampling: dict, n: int, seed: int, **overrides) -> SamplingParams:
     """SamplingParams from the config's ``sampling`` section, ``n`` and ``seed`` (plus per-stage overrides)."""
     values = {k: sampling[k] for k in ("max_new_tokens", "temperature", "top_p", "top_k")}
@@ -66,14 +79,3 @@ def chat_for(sampling: dict, chat_name: str | None) -> dict | None:
     if chat_name is None:
         raise ValueError("sampling.chat_template is on but the model has no 'chat' key naming its pinned settings")
     return chat_settings(chat_name)
-
-
-def score_model(model: str, problems_path: str, sampling: dict, params: SamplingParams,
-                n_problems: int | None = None, chat: dict | None = None) -> pl.DataFrame:
-    """Load ``model`` with the configured backend and score ``params.n`` samples on the problems of a split."""
-    problems = pl.read_parquet(problems_path)
-    if n_problems:
-        problems = problems.head(n_problems)
-    sampler = make_sampler(sampling["backend"], model, max_batch_sequences=sampling["max_batch_sequences"],
-                           chat=chat, dtype=sampling["dtype"])
-    return sample_and_score(sampler, problems, params)

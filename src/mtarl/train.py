@@ -10,13 +10,15 @@ A variant is its settings: ``reward`` (mtarl.rewards), ``estimator`` (mtarl.rl.a
   Snakemake output, so Snakemake's clean-up of a failed job never deletes it: rerunning a killed job resumes from the
   last checkpoint. A fingerprint of the settings guards it: changed settings start afresh.
 - ``--out`` receives the final model and ``--metrics`` a copy of the log when training completes, both atomically.
+  Then the checkpoints' optimizer state is deleted (``drop_optimizer_state``) unless ``keep_optimizer_state``.
 
 ``metrics.jsonl``: one JSON object per optimizer step with ``step`` and TRL's logged values, among them ``reward``,
 ``reward_std``, ``gt_accuracy`` (ground-truth accuracy, whatever the training reward), ``format_rate``, ``entropy``,
 ``completions/mean_length``, ``clip_ratio/region_mean``, ``frac_reward_zero_std``, ``loss``, ``learning_rate``,
 with dynamic sampling ``dynamic/gen_batches``, ``dynamic/kept_fraction``, ``dynamic/duplication_fraction``, and
 every ``val_every`` steps ``val/avg@<val_n>`` on the eval split. ``examples.jsonl``: per generation batch, the
-ground-truth accuracy of each prompt id's group (the history one-shot selection reads).
+ground-truth accuracy of each prompt id's group and the epoch (the history one-shot selection reads). With
+``train_subset`` N the run trains on N problems of the split (``oneshot.candidate_subset``), one-shot's candidates.
 
 Settings map to TRL as in libraries.md 1.3: ``prompts_per_step`` x ``num_generations`` completions per generation
 batch, split into ``steps_per_generation`` optimizer steps of ``gradient_accumulation_steps`` micro-batches each (TRL's
@@ -40,6 +42,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer
 
 from mtarl import io, oneshot, scoring
+from mtarl.prepare import unscorable_golds
 from mtarl.modeling import load
 from mtarl.rewards import GROUP_REWARDS, RewardFunction
 from mtarl.rl import MtarlGRPOTrainer, VariantSpec
@@ -65,8 +68,7 @@ class StepLogger(TrainerCallback):
             self.pending = self.validate(model, state.global_step)
 
     def validate(self, model, step: int) -> dict:
-        params = SamplingParams(n=self.settings["val_n"], max_new_tokens=self.settings["max_completion_length"],
-                                temperature=self.settings["temperature"], top_p=self.settings["val_top_p"], seed=step)
+        params = validation_params(self.settings, step)
         was_training = model.training
         model.eval()
         samples = scoring.sample_and_score(HFSampler(model, self.tokenizer, chat=self.chat), self.eval_problems, params)
@@ -78,6 +80,13 @@ class StepLogger(TrainerCallback):
             record = {"step": state.global_step, "time": time.time(), **logs, **self.pending}
             self.pending = {}
             io.append_jsonl(record, self.path)
+
+
+def validation_params(settings: dict, step: int) -> SamplingParams:
+    """In-training validation sampling: ``val_temperature`` and ``val_top_p``, never the rollout temperature (which
+    the token-entropy variant lowers to 0.5 for its rollouts and entropy only)."""
+    return SamplingParams(n=settings["val_n"], max_new_tokens=settings["max_completion_length"],
+                          temperature=settings["val_temperature"], top_p=settings["val_top_p"], seed=step)
 
 
 def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
@@ -158,17 +167,24 @@ def as_chat(problems: pl.DataFrame, chat: dict | None) -> pl.DataFrame:
     return problems.with_columns(prompt=pl.Series([chat_messages(p, chat["system_prompt"]) for p in problems["prompt"]]))
 
 
-def training_problems(settings: dict, problems_path: str, history_path: str | None) -> tuple[pl.DataFrame, dict]:
-    """The training set (one example replicated for one-shot variants) and a record of how it was made."""
+def training_problems(settings: dict, problems_path: str, history_path: str | None, tokenizer=None,
+                      chat: dict | None = None) -> tuple[pl.DataFrame, dict]:
+    """The training set (one example replicated for one-shot variants) and a record of how it was made: problems
+    whose prompt exceeds ``max_prompt_tokens`` under the model's tokenizer are dropped first and counted."""
     problems = pl.read_parquet(problems_path).select("id", "prompt", "answer", "family")
+    problems, overlong = scoring.drop_overlong(problems, tokenizer, chat, settings.get("max_prompt_tokens"))
+    if overlong:
+        print(f"train: dropped {overlong} problems whose prompt exceeds {settings['max_prompt_tokens']} tokens")
     one_shot = settings.get("one_shot")
     if not one_shot:
-        return problems, {"rows": problems.height}
+        problems = oneshot.candidate_subset(problems, settings.get("train_subset"))
+        return problems, {"rows": problems.height, "train_subset": settings.get("train_subset"),
+                          "unscorable_golds": unscorable_golds(problems), "overlong_prompts": overlong}
     history = io.read_jsonl(history_path) if history_path else None
     chosen = oneshot.select(problems, one_shot["select"], settings["seed"], history)
     replicated = oneshot.replicate(problems, chosen["id"], one_shot["copies"])
     print(f"train: one-shot example {chosen}")
-    return replicated, {"rows": replicated.height, "one_shot": chosen}
+    return replicated, {"rows": replicated.height, "one_shot": chosen, "overlong_prompts": overlong}
 
 
 def prepare_work_dir(work_dir: Path, expected: dict) -> str | None:
@@ -198,6 +214,19 @@ def truncate_jsonl(path: Path, keep) -> None:
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
 
+def drop_optimizer_state(work_dir: Path) -> int:
+    """Delete the optimizer state (``optimizer*`` files or folders; DeepSpeed's ``global_step*`` folders) of every
+    checkpoint in ``work_dir`` once the final model is saved: at 7B it is twice the weights per checkpoint, and nothing
+    resumes a finished run. Weights, scheduler, RNG and trainer state stay. Returns the bytes freed."""
+    freed = 0
+    for checkpoint in Path(work_dir).glob("checkpoint-*"):
+        for path in [*checkpoint.glob("optimizer*"), *checkpoint.glob("global_step*")]:
+            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+            freed += sum(p.stat().st_size for p in files)
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return freed
+
+
 def run(settings: dict, model_path: str, problems_path: str, eval_path: str, work_dir: str, out_dir: str,
         metrics_path: str, examples_path: str, history_path: str | None = None) -> dict:
     work = Path(work_dir)
@@ -205,7 +234,7 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
     model, tokenizer = load(model_path, dtype=settings["dtype"])
     chat = chat_settings(settings["chat"]) if settings.get("chat") else None
     model.generation_config.eos_token_id = stop_token_ids(tokenizer, chat)  # TRL stops rollouts on these
-    problems, data_record = training_problems(settings, problems_path, history_path)
+    problems, data_record = training_problems(settings, problems_path, history_path, tokenizer, chat)
     problems = as_chat(problems, chat)
     eval_problems = pl.read_parquet(eval_path).head(settings["val_problems"])
     reward_function = RewardFunction(settings["reward"], seed=settings["seed"], gate=settings["gate"], p=settings["p"])
@@ -223,6 +252,7 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
     trainer.train(resume_from_checkpoint=checkpoint)
     record = io.manifest("train", settings["seed"], settings, model=model_path, resumed_from=checkpoint,
                          data=data_record, global_step=trainer.state.global_step,
+                         dynamic_sampling=settings["dynamic_sampling"],
                          wall_seconds=round(time.time() - started, 1), vllm_importance_sampling_correction=False,
                          self_certainty_logprobs="recomputed with the pre-update policy", chat=chat)
     with io.atomic_dir(out_dir) as tmp:
@@ -232,6 +262,9 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
     for name, target in ((LOG_NAME, metrics_path), (EXAMPLES_NAME, examples_path)):
         with io.atomic_path(target) as tmp:
             shutil.copyfile(work / name, tmp)
+    if not settings["keep_optimizer_state"]:
+        freed = drop_optimizer_state(work)
+        print(f"train: removed optimizer state from {work} ({freed / 2**30:.2f} GiB); keep_optimizer_state keeps it")
     print(f"train: {trainer.state.global_step} steps done -> {out_dir}")
     return record
 

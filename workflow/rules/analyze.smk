@@ -1,6 +1,10 @@
 ANALYSIS = f"{RESULTS}/analysis"
 
 
+localrules:
+    analyze,
+
+
 rule analyze:
     """The study's answer: the paper's tables with intervals over seeds and problems, figures, the predictions with
     verdicts, a markdown summary and a self-contained report page; every table and figure goes into --report."""

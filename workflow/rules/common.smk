@@ -102,6 +102,26 @@ def evaluated_model_input(wildcards):
     return [evaluated_model(wildcards)]
 
 
+def trained_metrics(wildcards):
+    """The trained run's training log (its in-training validation gives the best-checkpoint score); none for base."""
+    if wildcards.run == "base":
+        return []
+    return [f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{wildcards.run}/metrics.jsonl"]
+
+
+def evaluate_inputs(wildcards):
+    return {
+        "model": evaluated_model_input(wildcards),
+        "problems": [problems(wildcards.task, benchmark) for benchmark in benchmarks(wildcards.task)],
+        "train_metrics": trained_metrics(wildcards),
+    }
+
+
+def train_metrics_option(wildcards):
+    paths = trained_metrics(wildcards)
+    return f"--train-metrics {paths[0]}" if paths else ""
+
+
 def image(kind):
     return config["images"][kind]
 
@@ -185,13 +205,12 @@ def all_probes(table):
 
 
 def all_evaluations(table):
-    """The ``table`` parquet ("scores" or "samples") of every evaluation, in one fixed order."""
+    """The ``table`` parquet ("scores" or "samples") of every evaluation (all benchmarks of a task), in one order."""
     return [
-        f"{RESULTS}/evaluate/{model}/{task}/{run}/{benchmark}/{table}.parquet"
+        f"{RESULTS}/evaluate/{model}/{task}/{run}/{table}.parquet"
         for model in config["models"]
         for task in config["tasks"]
         for run in ["base", *mtarl_config.run_names(config)]
-        for benchmark in benchmarks(task)
     ]
 
 

@@ -1,18 +1,24 @@
+# One evaluate job per model x task x run: the model loads once for all the task's benchmarks.
+EVALUATION = f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}"
+
+
 rule evaluate:
-    """Score a base or trained model on one benchmark of a task (avg@n and pass@k)."""
+    """Score a base or trained model on every benchmark of a task: avg@n, pass@k, greedy accuracy, best validation."""
     input:
-        model=evaluated_model_input,
-        problems=problems("{task}", "{benchmark}"),
+        unpack(evaluate_inputs),
     output:
-        samples=f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/{{benchmark}}/samples.parquet",
-        scores=f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/{{benchmark}}/scores.parquet",
+        samples=f"{EVALUATION}/samples.parquet",
+        greedy=f"{EVALUATION}/greedy.parquet",
+        scores=f"{EVALUATION}/scores.parquet",
     params:
         settings=evaluate_settings,
         model=evaluated_model,
+        benchmarks=lambda wildcards: benchmarks(wildcards.task),
+        train_metrics=train_metrics_option,
     log:
-        "logs/evaluate/{model}/{task}/{run}/{benchmark}.log",
+        "logs/evaluate/{model}/{task}/{run}.log",
     benchmark:
-        "benchmarks/evaluate/{model}/{task}/{run}/{benchmark}.tsv"
+        "benchmarks/evaluate/{model}/{task}/{run}.tsv"
     threads: 1
     resources:
         gpu=uses_gpu("evaluate"),
@@ -22,7 +28,6 @@ rule evaluate:
         image(stage_kind())
     shell:
         "mtarl evaluate --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
-        "--model {params.model:q} "
-        "--model-name {wildcards.model} --task {wildcards.task} --benchmark {wildcards.benchmark} "
-        "--run {wildcards.run} "
-        "--problems {input.problems} --samples {output.samples} --scores {output.scores} > {log} 2>&1"
+        "--model {params.model:q} --model-name {wildcards.model} --task {wildcards.task} --run {wildcards.run} "
+        "--benchmarks {params.benchmarks} --problems {input.problems} {params.train_metrics} "
+        "--samples {output.samples} --greedy {output.greedy} --scores {output.scores} > {log} 2>&1"

@@ -1,3 +1,8 @@
+# Reading or generating problems is small work, and hub downloads need the submit host's network: run locally.
+localrules:
+    prepare,
+
+
 rule prepare:
     """Write one split of a task: its training set or one benchmark (schema: mtarl.prepare)."""
     output:

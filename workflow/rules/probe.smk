@@ -1,3 +1,8 @@
+# Gathering a probe's shards is small CPU work: run it where Snakemake runs, not as a cluster job.
+localrules:
+    probe,
+
+
 rule probe_shard:
     """Samples and verifies one shard (a run of problems) of a base model's probe on one benchmark."""
     input:

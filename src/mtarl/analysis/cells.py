@@ -57,17 +57,22 @@ class Cell:
 
 def read_evaluations(score_paths: list[str], sample_paths: list[str]) -> pl.DataFrame:
     """Per-problem counts of every evaluation: ``model``, ``task``, ``benchmark``, ``variant``, ``seed``,
-    ``problem_id``, ``n``, ``c``. Each scores file names its run; the samples file beside it holds the samples."""
+    ``problem_id``, ``n``, ``c``. Each scores file names its run (one model x task x run, every benchmark of the
+    task); the samples file of the same run holds its samples with a ``benchmark`` column. Problems whose gold
+    cannot be scored are left out, as in every metric (``metrics.drop_unscorable``)."""
     if len(score_paths) != len(sample_paths):
         raise ValueError(f"{len(score_paths)} score files but {len(sample_paths)} sample files")
     frames = []
     for scores_path, samples_path in zip(score_paths, sample_paths):
-        run = pl.read_parquet(scores_path).select(*KEYS, "variant", "seed").unique()
+        run = pl.read_parquet(scores_path).select("model", "task", "variant", "seed").unique()
         if run.height != 1:
             raise ValueError(f"{scores_path}: expected one run, found {run.rows()}")
-        counts = metrics.correct_counts(pl.read_parquet(samples_path, columns=["problem_id", "correct"]))
-        frames.append(counts.join(run, how="cross"))
-    return pl.concat(frames).with_columns(pl.col("seed").cast(pl.Int64))
+        samples, _ = metrics.drop_unscorable(
+            pl.read_parquet(samples_path, columns=["benchmark", "problem_id", "correct"]))
+        for (benchmark,), rows in samples.group_by(["benchmark"], maintain_order=True):
+            counts = metrics.correct_counts(rows)
+            frames.append(counts.join(run.with_columns(benchmark=pl.lit(benchmark)), how="cross"))
+    return pl.concat(frames, how="diagonal").with_columns(pl.col("seed").cast(pl.Int64))
 
 
 def load_cells(evaluations: pl.DataFrame) -> list[Cell]:

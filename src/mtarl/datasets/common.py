@@ -64,6 +64,7 @@ class Problem:
     family: str
     subset: str | None = None
     meta: dict = field(default_factory=dict)
+    statement: str | None = None  # the raw problem, no template or instruction (None: the prompt is the raw problem)
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def build_table(task: str, split: str, source: Source, convert: Callable[[RawRow
 def _record(problem_id: str, problem: Problem, task: str, split: str, source: str) -> dict:
     return {
         "id": problem_id, "prompt": problem.prompt, "answer": problem.answer, "task": task, "family": problem.family,
-        "split": split, "source": source, "subset": problem.subset,
+        "split": split, "source": source, "statement": problem.statement or problem.prompt, "subset": problem.subset,
         "meta": json.dumps(problem.meta, sort_keys=True, ensure_ascii=False, default=str),
     }
 

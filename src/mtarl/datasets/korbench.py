@@ -182,6 +182,7 @@ def converter():
         return Problem(
             key=f"{category}-{safe_key(idx)}",
             prompt=korbench_prompt(category, rule["rule_content"], question),
+            statement=f"{rule['rule_content']}\n\n{question}",  # without KOR-Bench's template and our instruction
             answer=korbench_gold(answer, rule_id, idx),
             family=f"{FAMILY_PREFIX}{category}",
             subset=category,

@@ -56,6 +56,7 @@ def converter(kind: str):
         return Problem(
             key=_key(raw, columns.key),
             prompt=math_prompt(problem),
+            statement=problem,
             answer=answer,
             family=FAMILY,
             subset=raw.data.get(columns.subset) if columns.subset else None,

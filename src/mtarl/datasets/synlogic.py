@@ -12,6 +12,7 @@ A problem row keeps:
 - ``answer``: ``extra_info.game_data_str``, rebuilt from ``original_question``/``original_answer`` when it is null or
   empty, exactly as the official converter (difficulty 1, empty metadata);
 - ``family``: ``synlogic:<task>``, which must be a registered verifier family (``synlogic_task_known``);
+- ``statement``: the game data's question (the problem without the prompt's format instruction), else the prompt;
 - ``subset``: the task; ``meta``: the raw data_source, ability, ``extra_info.index``, whether game data was rebuilt.
 The problem's own id is its row index in the split, since rows carry no id of their own.
 """
@@ -83,6 +84,7 @@ def converter(families: Iterable[str] | None = None):
         return Problem(
             key=f"{raw.index:05d}",
             prompt=prompt,
+            statement=game_question(answer) or prompt,
             answer=answer,
             family=f"{FAMILY_PREFIX}{task}",
             subset=task,
@@ -91,6 +93,15 @@ def converter(families: Iterable[str] | None = None):
         )
 
     return convert
+
+
+def game_question(game_data_str: str) -> str | None:
+    """The question of a task's game data (the problem without the prompt's answer-format instruction), if any."""
+    try:
+        question = json.loads(game_data_str).get("question")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return question if isinstance(question, str) and question.strip() else None
 
 
 def _first_content(turns: Any) -> str:

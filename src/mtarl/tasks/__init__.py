@@ -4,7 +4,9 @@ A completion is scored in two parts, as the study's rewards need them separately
 - ``has_format``: the format gate, ``<think>...</think>`` then ``<answer>...</answer>`` (across newlines);
 - ``extract_answer``: the content of the *last* ``<answer>`` block (across newlines), or ``None``.
 A task family then decides whether an extracted answer equals the gold one. ``correct`` in every output table is
-the gated score ``fmt * acc``, the quantity the ground-truth reward trains on.
+the gated score ``fmt * acc``, the quantity the ground-truth reward trains on; it is None (null) for every answer to
+a problem whose gold answer the verifier cannot read (a math gold math-verify parses nothing from): such problems
+get no reward and are left out of the metrics (``mtarl.metrics.drop_unscorable``).
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ def extract_answer(completion: str) -> str | None:
 class Verdict:
     extracted: str | None
     format_ok: bool
-    accurate: bool  # the extracted answer equals the gold one, whatever the format
+    accurate: bool | None  # the extracted answer equals the gold one, whatever the format; None: unscorable gold
 
     @property
-    def correct(self) -> bool:
-        """The gated score fmt * acc."""
-        return self.format_ok and self.accurate
+    def correct(self) -> bool | None:
+        """The gated score fmt * acc; None when the gold cannot be scored (left out of rewards and metrics)."""
+        return None if self.accurate is None else self.format_ok and self.accurate
 
 
 # family name -> function(extracted answer, gold answer) -> bool
@@ -55,13 +57,7 @@ def known_families() -> list[str]:
 
 def verify(family: str, completion: str, gold: str) -> Verdict:
     """Score one completion of a problem of ``family`` against its gold answer."""
-    try:
-        check = _CHECKERS[family]
-    except KeyError:
-        raise ValueError(f"unknown task family {family!r}; known: {', '.join(known_families())}") from None
-    extracted = extract_answer(completion)
-    accurate = extracted is not None and check(extracted, gold)
-    return Verdict(extracted=extracted, format_ok=has_format(completion), accurate=accurate)
+    return verify_batch([family], [completion], [gold])[0]
 
 
 def verify_batch(families: list[str], completions: list[str], golds: list[str]) -> list[Verdict]:
@@ -81,7 +77,14 @@ def verify_batch(families: list[str], completions: list[str], golds: list[str]) 
             except KeyError:
                 raise ValueError(f"unknown task family {family!r}; known: {', '.join(known_families())}") from None
             accurate[i] = extracted[i] is not None and check(extracted[i], golds[i])
-    return [Verdict(e, f, bool(a)) for e, f, a in zip(extracted, formats, accurate)]
+    verdicts = [Verdict(e, f, bool(a)) for e, f, a in zip(extracted, formats, accurate)]
+    math_problems = [i for i, f in enumerate(families) if f == "math"]
+    if math_problems:
+        scorable = math.gold_scorable_many([golds[i] for i in math_problems])
+        for i, ok in zip(math_problems, scorable):
+            if not ok:
+                verdicts[i] = Verdict(extracted[i], formats[i], None)
+    return verdicts
 
 
 from mtarl.tasks import arith  # noqa: E402  (registers the miniature families)

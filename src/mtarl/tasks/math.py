@@ -10,14 +10,17 @@ Public API:
 - ``check(answer, gold, method=...)``: the registered checker (extracted answer vs gold);
 - ``verify_many(pairs, workers, timeout)``: (extracted answer, gold) pairs in bulk: identical pairs are verified once,
   the unique ones in parallel worker processes;
+- ``gold_scorable_many(golds)``: whether math-verify parses each gold answer (cached per process);
 - ``judge(answer, gold)``: one check in this process, ``None`` for an unscorable gold; *not* hang-proof.
 
 Before parsing, a bare answer is wrapped in ``$...$`` (math-verify finds nothing in a bare ``\\frac12``); text that
 already has ``$``, ``\\(``, ``\\[`` or ``\\boxed`` is passed as is (math-verify extracts a ``\\boxed{}`` itself).
 
-Unscorable gold answers (math-verify parses nothing out of them): every check against one returns False, the gold
-is counted in ``STATS["unparseable_gold"]``, kept in ``UNPARSEABLE_GOLDS`` and logged once as a warning. False rather
-than None because the checker feeds ``Verdict.accurate`` and rewards, which are booleans; ``judge`` gives the None.
+Unscorable gold answers (math-verify parses nothing out of them): ``gold_scorable_many`` finds them, and
+``tasks.verify_batch`` gives every answer to such a problem ``accurate = None``: no reward (zero advantage) and no
+place in the metrics, rather than "wrong" (which would make the incorrect reward a format reward on them and let
+zhu_nsr punish every sample). A check that still meets one (``check``, ``verify_many``) returns False; the gold is
+counted in ``STATS["unparseable_gold"]``, kept in ``UNPARSEABLE_GOLDS`` and logged once as a warning.
 
 Why processes: math-verify's timeouts use SIGALRM, which works only in a process's main thread (not in TRL's reward
 threads, not in a thread pool), and sympy spends minutes on inputs such as ``9^{9^{9}}`` or ``(10^{7})!`` (both still
@@ -375,7 +378,7 @@ def _as_bool(outcome: bool | str, answer: str, gold: str) -> bool:
         STATS["unparseable_gold"] += 1
         if gold not in UNPARSEABLE_GOLDS:
             UNPARSEABLE_GOLDS.add(gold)
-            log.warning("math-verify parses nothing in the gold answer %r: every answer to it counts as wrong", gold)
+            log.warning("math-verify parses nothing in the gold answer %r: its problem is left unscored", gold)
     elif outcome == TIMED_OUT:
         STATS[TIMED_OUT] += 1
         log.warning("math-verify timed out on answer %r (gold %r); counted as False", answer[:200], gold[:200])
@@ -399,6 +402,26 @@ def verify_many(pairs: list[tuple[str, str]], workers: int = DEFAULT_WORKERS, ti
         outcomes = _pool(workers).map(unique, timeout) if unique else []
     verdicts = {key: _as_bool(outcome, *key) for key, outcome in zip(unique, outcomes)}
     return [key is not None and verdicts[key] for key in keys]
+
+
+_GOLD_SCORABLE: dict[str, bool] = {}  # per stripped gold, this process's verdict of gold_scorable_many
+
+
+def gold_scorable_many(golds: list[str], workers: int = DEFAULT_WORKERS,
+                       timeout: float = DEFAULT_TIMEOUT) -> list[bool]:
+    """Whether math-verify parses something out of each gold answer (a gold checked against itself in the workers:
+    NO_GOLD means unscorable; a timeout or crash counts as scorable, so only a gold that parses to nothing is left
+    out). Each distinct gold is checked once per process."""
+    keys = [gold.strip() for gold in golds]
+    unknown = [key for key in dict.fromkeys(keys) if key not in _GOLD_SCORABLE]
+    if unknown:
+        with _POOL_LOCK:
+            outcomes = _pool(workers).map([(key, key) for key in unknown], timeout)
+        for key, outcome in zip(unknown, outcomes):
+            _GOLD_SCORABLE[key] = outcome != NO_GOLD
+            if outcome == NO_GOLD:
+                _as_bool(outcome, key, key)  # counted and logged once
+    return [_GOLD_SCORABLE[key] for key in keys]
 
 
 def check(answer: str, gold: str, method: str = "math_verify", timeout: float = DEFAULT_TIMEOUT) -> bool:
