@@ -70,6 +70,7 @@ def test_smoke_study_runs_end_to_end(repo, tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr, "a finished study must not rerun"
 
     assert_only_changed_jobs_rerun(repo, tmp_path)
+    assert_code_edits_rerun_their_stages(repo, tmp_path)
     assert_a_lost_probe_shard_alone_is_resampled(repo, tmp_path)
 
 
@@ -106,6 +107,49 @@ def assert_only_changed_jobs_rerun(repo: Path, workdir: Path) -> None:
         plan = snakemake(repo, workdir, "-n", "--configfile", str(repo / "config/smoke.yaml"),
                          str(workdir / f"change{i}.yaml"))
         assert job_counts(plan.stdout) == expected, f"{change}: {plan.stdout[-2000:]}"
+
+
+def copy_workflow(repo: Path, dest: Path) -> Path:
+    """The workflow and the package source, as a user's checkout to edit."""
+    dest.mkdir()
+    for name in ("Snakefile", "README.md", "workflow", "config", "envs", "src"):
+        source = repo / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, dest / name)
+    return dest
+
+
+def assert_code_edits_rerun_their_stages(repo: Path, workdir: Path) -> None:
+    """After a finished smoke study, an edited module replans exactly the stages that import it, and what follows."""
+    copy = copy_workflow(repo, workdir / "checkout")
+
+    def plan() -> dict[str, int]:
+        result = snakemake(copy, workdir, "-n", "--configfile", str(copy / "config/smoke.yaml"))
+        assert result.returncode == 0, result.stderr[-2000:]
+        return job_counts(result.stdout) if "Job stats:" in result.stdout else {}
+
+    def edit(path: Path, old: str, new: str) -> str:
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new, 1))
+        return text
+
+    assert plan() == {}, "the same code in another checkout reruns nothing"
+    # a reward function: the 8 trainings (2 models x 2 tasks x 2 variants), their evaluations, the analysis
+    rewards = copy / "src/mtarl/rewards.py"
+    original = edit(rewards, "def ", "def _unused():\n    return 0\n\n\ndef ")
+    assert plan() == {"train": 8, "evaluate": 8, "analyze": 1, "all": 1}
+    rewards.write_text(original)
+    # the pretraining code: both pretrainings and everything downstream; the data stays
+    pretrain = copy / "src/mtarl/pretrain.py"
+    original = edit(pretrain, "def ", "def _unused():\n    return 0\n\n\ndef ")
+    assert plan() == {"pretrain": 2, "probe_shard": 8, "probe": 4, "train": 8, "evaluate": 12, "analyze": 1,
+                      "all": 1}
+    pretrain.write_text(original)
+    (copy / "README.md").write_text((copy / "README.md").read_text() + "\nAn edit.\n")
+    assert plan() == {}, "a README edit reruns nothing"
 
 
 def test_edited_rule_code_reruns_its_jobs(repo, tmp_path):
@@ -161,7 +205,8 @@ def test_paper_prepare_runs_on_local_dataset_copies(repo, tmp_path):
     local = {
         "tasks": {
             "math": {
-                "train": {"path": str(fixtures / "deepscaler/deepscaler.json")},
+                # the paper's on_bad_row (skip) on rows without an answer or a prompt
+                "train": {"path": str(fixtures / "deepscaler_bad/deepscaler.json")},
                 "benchmarks": {
                     "math500": {"path": str(fixtures / "math500/test.jsonl")},
                     "aime24": {"path": str(fixtures / "aime24")},
@@ -186,5 +231,10 @@ def test_paper_prepare_runs_on_local_dataset_copies(repo, tmp_path):
     assert math500["prompt"][0].startswith("Solve the following problem step by step.")
     operation = pl.read_parquet(tmp_path / "results/data/logic/kor_operation.parquet")
     assert set(operation["family"]) == {"korbench:operation"}
+    from mtarl import io
+
+    report = io.read_manifest(tmp_path / "results/data/math/train.parquet")["report"]
+    assert report["rows_skipped"] == {"empty_prompt": 1, "missing_answer": 2}
+    assert report["rows_read"] == 5 and report["rows_kept"] == 2
     train = pl.read_parquet(tmp_path / "results/data/logic/train.parquet")
     assert all(f.startswith("synlogic:") for f in train["family"]) and set(train["split"]) == {"train"}

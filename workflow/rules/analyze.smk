@@ -10,6 +10,7 @@ rule analyze:
         figure=f"{RESULTS}/analysis/passk.png",
         report=f"{RESULTS}/analysis/summary.md",
     params:
+        code=code("analyze"),
         settings=analyze_settings,
     log:
         "logs/analyze/analyze.log",

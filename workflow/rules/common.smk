@@ -2,8 +2,15 @@
 # Python logic lives in mtarl.config; these functions only map wildcards to it.
 import json
 import os
+import sys
+
+# The package's own source, ahead of any installed copy: planning imports only its light modules (config: yaml and
+# jsonschema, which Snakemake has; code_digest: the standard library), so Snakemake alone can plan the study.
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
 
 from mtarl import config as mtarl_config
+from mtarl.code_digest import stage_digest
 
 try:
     mtarl_config.validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -116,6 +123,11 @@ def uses_gpu(stage):
 def stage_kind():
     """Probe, train and evaluate run in the GPU environment when the study trains on CUDA."""
     return "gpu" if config["train"]["defaults"]["device"] == "cuda" else "cpu"
+
+
+def code(stage):
+    """The digest of the mtarl modules ``mtarl <stage>`` imports: a rule's param, so editing them reruns its jobs."""
+    return stage_digest(SRC, stage)
 
 
 def conda_env(kind):

@@ -7,6 +7,7 @@ rule evaluate:
         samples=f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/{{benchmark}}/samples.parquet",
         scores=f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/{{benchmark}}/scores.parquet",
     params:
+        code=code("evaluate"),
         settings=evaluate_settings,
         model=evaluated_model,
     log:

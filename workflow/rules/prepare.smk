@@ -3,6 +3,7 @@ rule prepare:
     output:
         f"{RESULTS}/data/{{task}}/{{split}}.parquet",
     params:
+        code=code("prepare"),
         settings=prepare_settings,
     log:
         "logs/prepare/{task}/{split}.log",

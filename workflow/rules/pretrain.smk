@@ -6,6 +6,7 @@ rule pretrain:
         model=directory(f"{RESULTS}/models/{{model}}/model"),
         curve=f"{RESULTS}/models/{{model}}/curve.parquet",
     params:
+        code=code("pretrain"),
         settings=pretrain_settings,
     log:
         "logs/pretrain/{model}.log",

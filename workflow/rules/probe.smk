@@ -7,6 +7,7 @@ rule probe_shard:
         samples=f"{PROBE}/shards/{{shard}}/samples.parquet",
         contamination=f"{PROBE}/shards/{{shard}}/contamination.parquet",
     params:
+        code=code("probe_shard"),
         settings=probe_shard_settings,
         model=base_model_param,
     log:
@@ -40,6 +41,7 @@ rule probe:
         contamination=f"{PROBE}/contamination.parquet",
         alignment=f"{PROBE}/alignment.parquet",
     params:
+        code=code("probe"),
         settings=probe_settings,
     log:
         "logs/probe/{model}/{task}/{benchmark}/gather.log",

@@ -7,6 +7,7 @@ rule train:
         metrics=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/metrics.jsonl",
         examples=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/examples.jsonl",
     params:
+        code=code("train"),
         settings=train_settings,
         model=base_model_param,
         work=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/work",
