@@ -139,12 +139,13 @@ def assert_code_edits_rerun_their_stages(repo: Path, workdir: Path) -> None:
     assert plan() == {}, "the same code in another checkout reruns nothing"
     # a reward function: the 8 trainings (2 models x 2 tasks x 2 variants), their evaluations, the analysis
     rewards = copy / "src/mtarl/rewards.py"
-    original = edit(rewards, "def ", "def _unused():\n    return 0\n\n\ndef ")
+    original = edit(rewards, "return [float(v.correct) for v in verdicts]",  # the ground-truth reward
+                    "return [1.0 * v.correct for v in verdicts]")
     assert plan() == {"train": 8, "evaluate": 8, "analyze": 1, "all": 1}
     rewards.write_text(original)
     # the pretraining code: both pretrainings and everything downstream; the data stays
     pretrain = copy / "src/mtarl/pretrain.py"
-    original = edit(pretrain, "def ", "def _unused():\n    return 0\n\n\ndef ")
+    original = edit(pretrain, "return max(low - value, 0.0, value - high)", "return max(0.0, low - value, value - high)")
     assert plan() == {"pretrain": 2, "probe_shard": 8, "probe": 4, "train": 8, "evaluate": 12, "analyze": 1,
                       "all": 1}
     pretrain.write_text(original)

@@ -29,8 +29,12 @@ def module_file(src: Path, name: str) -> Path | None:
 def imported_names(path: Path, name: str) -> set[str]:
     """Every module name in the package that ``path`` (module ``name``) may import, resolved and absolute."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except SyntaxError:  # a half-edited module: its bytes are still hashed, and the job reports the error
+        return set()
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
