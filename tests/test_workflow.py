@@ -172,6 +172,8 @@ def test_edited_rule_code_reruns_its_jobs(repo, tmp_path):
 
 
 PAPER_JOBS = {
+    # 2 models, 5 hub datasets (SynLogic's two splits share one) and KOR-Bench from GitHub, each at its revision
+    "download": 8,
     # 2 train sets + MATH500, AIME24, AMC23, SynLogic validation and 5 KOR-Bench categories
     "prepare": 11,
     # 2 models x (8 benchmarks in 1 shard + MATH500 in 4)
@@ -197,8 +199,26 @@ def test_paper_configuration_plans_the_whole_study(repo, tmp_path):
     assert job_counts(result.stdout) == PAPER_JOBS
     train_jobs = result.stdout.split("rule train:")[1:]
     assert all("gpu=1" in job.split("rule ")[0] for job in train_jobs), "every training job asks for a GPU"
+    assert_downloads_come_first_and_feed_the_jobs(result.stdout)
     lint = snakemake(repo, tmp_path, "--lint", *paper_args(repo))
     assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
+
+
+def assert_downloads_come_first_and_feed_the_jobs(plan: str) -> None:
+    """The download jobs are the first stage, and each job that loads a model or reads a dataset has it as input."""
+    jobs = [(m[1], m[2]) for m in re.finditer(r"^rule (\w+):\n((?:    .*\n)+)", plan, re.MULTILINE)]
+    rules = [rule for rule, _ in jobs]
+    assert rules[:PAPER_JOBS["download"]] == ["download"] * PAPER_JOBS["download"]
+    inputs = {(rule, body): re.search(r"^    input: (.*)$", body, re.MULTILINE) for rule, body in jobs}
+    models = {"qwen": "resources/hub/models/Qwen--Qwen2.5-7B/main",
+              "llama": "resources/hub/models/meta-llama--Llama-3.1-8B-Instruct/main"}
+    for (rule, body), found in inputs.items():
+        model = re.search(r"wildcards: model=(\w+)", body)
+        base = rule in ("probe_shard", "train") or (rule == "evaluate" and "run=base" in body)
+        if base:
+            assert found and models[model[1]] in found[1].split(", "), f"{rule} job without its model: {body}"
+        if rule == "prepare":
+            assert found and found[1].startswith("resources/hub/"), f"prepare job without its dataset: {body}"
 
 
 def test_paper_prepare_runs_on_local_dataset_copies(repo, tmp_path):

@@ -16,6 +16,7 @@ import polars as pl
 
 from mtarl import io, metrics, scoring
 from mtarl.config import parse_run
+from mtarl.modeling import model_revision
 
 
 def score_table(samples: pl.DataFrame) -> pl.DataFrame:
@@ -38,6 +39,7 @@ def run(settings: dict, model: str, model_name: str, task: str, benchmark: str, 
         seed=pl.lit(seed, dtype=pl.Int64),
     )
     record = io.manifest("evaluate", evaluation["seed"], settings, model=model, run=run_name,
+                         model_revision=model_revision(model),
                          sampling=params.to_dict(), chat=chat)
     io.write_parquet(samples, samples_path, record)
     io.write_parquet(scores, scores_path, record)

@@ -20,7 +20,7 @@ import argparse
 import numpy as np
 import polars as pl
 
-from mtarl import io
+from mtarl import download, io
 from mtarl.tasks import arith
 
 PROBLEM_SCHEMA = {
@@ -73,11 +73,20 @@ def split_table(task: str, split: str, settings: dict) -> tuple[pl.DataFrame, di
     return table.with_columns(split=pl.lit("train" if split == "train" else "eval")), report
 
 
+def dataset_record(settings: dict, split: str) -> dict | None:
+    """Repository, revision, commit and content hash of the dataset a split is read from (None unless fetched)."""
+    if settings["source"] != "datasets":
+        return None
+    spec = settings["train"] if split == "train" else settings["benchmarks"][split]
+    return download.read_record(spec["path"]) if spec.get("path") else None
+
+
 def run(task: str, split: str, settings: dict, out: str) -> pl.DataFrame:
     table, report = split_table(task, split, settings)
     if table.is_empty():
         raise ValueError(f"prepare: {task}/{split} has no problems left ({report})")
-    meta = io.manifest("prepare", settings.get("seed"), settings, task=task, split=split, report=report)
+    meta = io.manifest("prepare", settings.get("seed"), settings, task=task, split=split, report=report,
+                       download=dataset_record(settings, split))
     io.write_parquet(table, out, meta)
     print(f"prepare: {task}/{split}: {table.height} problems -> {out}; report {report}")
     return table

@@ -1,5 +1,7 @@
 rule prepare:
     """Write one split of a task: its training set or one benchmark (schema: mtarl.prepare)."""
+    input:
+        dataset_input,
     output:
         f"{RESULTS}/data/{{task}}/{{split}}.parquet",
     params:
