@@ -26,7 +26,10 @@ smoke: env
 test: env
 	pytest -q
 
+# The workflow's formatting (snakefmt, configured in pyproject.toml; `snakefmt Snakefile workflow` fixes it) and
+# Snakemake's own lints.
 lint: env
+	snakefmt --check Snakefile workflow
 	snakemake --lint
 
 # Re-lock the GPU environment from its top-level requirements (needs uv and PyPI), then its conda file.

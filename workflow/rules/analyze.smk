@@ -9,16 +9,16 @@ rule analyze:
         alignment=f"{RESULTS}/analysis/alignment.parquet",
         figure=f"{RESULTS}/analysis/passk.png",
         report=f"{RESULTS}/analysis/summary.md",
-    params:
-        code=code("analyze"),
-        settings=analyze_settings,
     log:
         "logs/analyze/analyze.log",
-    threads: 1
     conda:
         conda_env("cpu")
     container:
         image("cpu")
+    threads: 1
+    params:
+        code=code("analyze"),
+        settings=analyze_settings,
     shell:
         "mtarl analyze --settings {params.settings:q} --passk {input.passk} --alignment {input.alignment} "
         "--scores {input.scores} --summary {output.summary} --alignment-out {output.alignment} "

@@ -6,21 +6,21 @@ rule evaluate:
     output:
         samples=f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/{{benchmark}}/samples.parquet",
         scores=f"{RESULTS}/evaluate/{{model}}/{{task}}/{{run}}/{{benchmark}}/scores.parquet",
-    params:
-        code=code("evaluate"),
-        settings=evaluate_settings,
-        model=evaluated_model,
     log:
         "logs/evaluate/{model}/{task}/{run}/{benchmark}.log",
     benchmark:
         "benchmarks/evaluate/{model}/{task}/{run}/{benchmark}.tsv"
-    threads: 1
-    resources:
-        gpu=uses_gpu("evaluate"),
     conda:
         conda_env(stage_kind())
     container:
         image(stage_kind())
+    threads: 1
+    resources:
+        gpu=uses_gpu("evaluate"),
+    params:
+        code=code("evaluate"),
+        settings=evaluate_settings,
+        model=evaluated_model,
     shell:
         "mtarl evaluate --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
         "--model {params.model:q} "
