@@ -139,7 +139,9 @@ def evaluated_model_input(wildcards):
 
 
 def image(kind):
-    return config["images"][kind]
+    """A stage kind's image: a URI, or a local .sif file (a relative path is taken from the repository root)."""
+    ref = config["images"][kind]
+    return ref if "://" in ref else os.path.join(workflow.basedir, ref)
 
 
 def uses_gpu(stage):
