@@ -155,11 +155,7 @@ def assert_code_edits_rerun_their_stages(repo: Path, workdir: Path) -> None:
 
 def test_edited_rule_code_reruns_its_jobs(repo, tmp_path):
     """Snakemake's code trigger: a rule whose command changed reruns, on a copy of the workflow."""
-    copy = tmp_path / "workflow_copy"
-    copy.mkdir()
-    for name in ("Snakefile", "workflow", "config", "envs"):
-        source = repo / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, copy / name)
+    copy = copy_workflow(repo, tmp_path / "workflow_copy")
     work = tmp_path / "run"
     first = snakemake(copy, work, "--cores", "2", "--configfile", str(copy / "config/smoke.yaml"),
                       "--until", "prepare", timeout=300)
