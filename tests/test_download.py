@@ -81,3 +81,20 @@ def test_prepare_reads_a_downloaded_dataset_and_records_it(repo, tmp_path):
     manifest = io.read_manifest(tmp_path / "math500.parquet")
     assert manifest["download"]["commit"] == record["commit"]
     assert manifest["download"]["content_sha256"] == record["content_sha256"]
+
+
+def test_a_github_tarball_unpacks_without_its_top_folder(repo, tmp_path):
+    """KOR-Bench's fetch: the tarball of a commit, unpacked as a checkout (its loader reads the folder)."""
+    import io as bytes_io
+    import tarfile
+
+    buffer = bytes_io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(repo / "tests/fixtures/korbench", arcname="KOR-Bench-0123abc")
+    buffer.seek(0)
+    out = tmp_path / "checkout"
+    out.mkdir()
+    download.unpack_tarball(buffer, out)
+    fixture = repo / "tests/fixtures/korbench"
+    expected = sorted(p.relative_to(fixture) for p in fixture.rglob("*"))
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == expected

@@ -10,6 +10,7 @@ a stage may run them. Run ``python -m mtarl.code_digest src train`` to print one
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import sys
 from pathlib import Path
@@ -28,11 +29,17 @@ def module_file(src: Path, name: str) -> Path | None:
 
 def imported_names(path: Path, name: str) -> set[str]:
     """Every module name in the package that ``path`` (module ``name``) may import, resolved and absolute."""
+    stat = path.stat()
+    return set(_imported_names(path, name, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=None)  # keyed by mtime and size too: a planning run parses each module once
+def _imported_names(path: Path, name: str, _mtime_ns: int, _size: int) -> frozenset[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     try:
         tree = ast.parse(path.read_text(), str(path))
     except SyntaxError:  # a half-edited module: its bytes are still hashed, and the job reports the error
-        return set()
+        return frozenset()
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -46,7 +53,7 @@ def imported_names(path: Path, name: str) -> set[str]:
                 module = node.module or ""
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)  # submodules; names are dropped below
-    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+    return frozenset(n for n in names if n == PACKAGE or n.startswith(PACKAGE + "."))
 
 
 def with_parents(name: str) -> list[str]:

@@ -35,18 +35,24 @@ def hub_fetch(repo: str, repo_type: str, revision: str, out: Path) -> str:
 
 def github_fetch(repo: str, repo_type: str, revision: str, out: Path) -> str:
     """A GitHub repository (KOR-Bench is not on the hub): resolve ``revision`` to its commit, unpack that tarball."""
-    import tarfile
     import urllib.request
 
     with urllib.request.urlopen(f"https://api.github.com/repos/{repo}/commits/{revision}") as response:
         commit = json.load(response)["sha"]
     with urllib.request.urlopen(f"https://codeload.github.com/{repo}/tar.gz/{commit}") as response:
-        with tarfile.open(fileobj=response, mode="r|gz") as archive:
-            for member in archive:  # strip the top-level "<name>-<commit>/" folder
-                member.name = member.name.partition("/")[2]
-                if member.name:
-                    archive.extract(member, out, filter="data")
+        unpack_tarball(response, out)
     return commit
+
+
+def unpack_tarball(stream, out: Path) -> None:
+    """Unpack a GitHub source tarball into ``out`` without its top-level ``<name>-<commit>/`` folder."""
+    import tarfile
+
+    with tarfile.open(fileobj=stream, mode="r|gz") as archive:
+        for member in archive:
+            member.name = member.name.partition("/")[2]
+            if member.name:
+                archive.extract(member, out, filter="data")  # no absolute paths, links out of out/, devices
 
 
 FETCHERS: dict[str, Fetcher] = {"model": hub_fetch, "dataset": hub_fetch, "github": github_fetch}
