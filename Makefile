@@ -7,7 +7,7 @@ TORCH_INDEX ?=
 PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env study smoke test lint clean lock-gpu conda-envs
+.PHONY: env study smoke test lint clean lock-gpu conda-envs images
 env: $(VENV)/.installed
 
 $(VENV)/.installed: envs/cpu.txt envs/test.txt pyproject.toml
@@ -28,7 +28,10 @@ smoke: env
 test: env
 	pytest -q
 
+# The workflow's formatting (snakefmt, configured in pyproject.toml; `snakefmt Snakefile workflow` fixes it) and
+# Snakemake's own lints.
 lint: env
+	snakefmt --check Snakefile workflow
 	snakemake --lint
 
 # Re-lock the GPU environment from its top-level requirements (needs uv and PyPI), then its conda file.
@@ -36,6 +39,12 @@ lock-gpu:
 	uv pip compile --no-config --index-url https://pypi.org/simple --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock-gpu" envs/gpu.in -o envs/gpu.txt
 	$(PYTHON) envs/conda_env.py gpu
+
+# Both images from containers/ (podman), as local .sif files where Apptainer exists, and resources/images/images.yaml
+# naming them (containers/build-images.sh; IMAGE_ARGS e.g. "--only cpu --base localhost/bookworm-minbase:latest").
+IMAGE_ARGS ?=
+images:
+	bash containers/build-images.sh $(IMAGE_ARGS)
 
 # The conda environment files (snakemake --sdm conda) from the pinned lists.
 conda-envs:

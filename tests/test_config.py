@@ -149,7 +149,26 @@ def test_run_names_round_trip(default):
 def test_cli_offers_the_six_stages():
     from mtarl.cli import STAGES, build_parser
 
-    assert tuple(STAGES) == ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate",
+    assert tuple(STAGES) == ("download", "prepare", "pretrain", "probe_shard", "probe", "train", "evaluate",
                              "analyze")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--settings", "[1, 2]"])
+
+
+def test_hub_models_and_datasets_name_their_revision(repo, tmp_path, monkeypatch):
+    """A hub id is fetched at a pinned revision; a local path needs none (and is an input of its jobs)."""
+    monkeypatch.chdir(tmp_path)
+    paper = cfg.load(repo / "config/paper.yaml")
+    del paper["models"]["qwen"]["revision"]
+    del paper["tasks"]["logic"]["benchmarks"]["kor_logic"]["revision"]
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.validate(paper)
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 2
+    assert "config key 'models.qwen.revision' is missing: 'Qwen/Qwen2.5-7B' is a hub id" in lines[0]
+    assert "config key 'tasks.logic.benchmarks.kor_logic.revision' is missing" in lines[1]
+    (tmp_path / "KOR-Bench/KOR-Bench").mkdir(parents=True)  # a local checkout at that path: no download
+    (tmp_path / "Qwen/Qwen2.5-7B").mkdir(parents=True)
+    assert cfg.validate(paper) is paper
+    assert not cfg.is_hub_id("Qwen/Qwen2.5-7B") and cfg.is_hub_id("meta-llama/Llama-3.1-8B-Instruct")
+    assert not cfg.is_hub_id("/abs/path") and not cfg.is_hub_id("data/train.jsonl") and not cfg.is_hub_id("a/b/c")

@@ -102,4 +102,4 @@ def test_only_gpu_work_is_queued():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     local = eval(result.stdout.strip().splitlines()[-1])
-    assert local == ["analyze", "prepare", "probe"]
+    assert local == ["analyze", "download", "prepare", "probe"]

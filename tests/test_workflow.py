@@ -67,6 +67,7 @@ def test_smoke_study_runs_end_to_end(repo, smoke_study):
     assert "Nothing to be done" in again.stdout + again.stderr, "a finished study must not rerun"
 
     assert_only_changed_jobs_rerun(repo, tmp_path)
+    assert_code_edits_rerun_their_stages(repo, tmp_path)
     assert_a_lost_probe_shard_alone_is_resampled(repo, tmp_path)
 
 
@@ -106,13 +107,53 @@ def assert_only_changed_jobs_rerun(repo: Path, workdir: Path) -> None:
         assert job_counts(plan.stdout) == expected, f"{change}: {plan.stdout[-2000:]}"
 
 
+def copy_workflow(repo: Path, dest: Path) -> Path:
+    """The workflow and the package source, as a user's checkout to edit."""
+    dest.mkdir()
+    for name in ("Snakefile", "README.md", "workflow", "config", "envs", "src"):
+        source = repo / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, dest / name)
+    return dest
+
+
+def assert_code_edits_rerun_their_stages(repo: Path, workdir: Path) -> None:
+    """After a finished smoke study, an edited module replans exactly the stages that import it, and what follows."""
+    copy = copy_workflow(repo, workdir / "checkout")
+
+    def plan() -> dict[str, int]:
+        result = snakemake(copy, workdir, "-n", "--configfile", str(copy / "config/smoke.yaml"))
+        assert result.returncode == 0, result.stderr[-2000:]
+        return job_counts(result.stdout) if "Job stats:" in result.stdout else {}
+
+    def edit(path: Path, old: str, new: str) -> str:
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new, 1))
+        return text
+
+    assert plan() == {}, "the same code in another checkout reruns nothing"
+    # a reward function: the 8 trainings (2 models x 2 tasks x 2 variants), their evaluations, the analysis
+    rewards = copy / "src/mtarl/rewards.py"
+    original = edit(rewards, "return [float(v.correct) for v in verdicts]",  # the ground-truth reward
+                    "return [1.0 * v.correct for v in verdicts]")
+    assert plan() == {"train": 8, "evaluate": 8, "analyze": 1, "all": 1}
+    rewards.write_text(original)
+    # the pretraining code: both pretrainings and everything downstream; the data stays
+    pretrain = copy / "src/mtarl/pretrain.py"
+    original = edit(pretrain, "return max(low - value, 0.0, value - high)", "return max(0.0, low - value, value - high)")
+    assert plan() == {"pretrain": 2, "probe_shard": 8, "probe": 4, "train": 8, "evaluate": 12, "analyze": 1,
+                      "all": 1}
+    pretrain.write_text(original)
+    (copy / "README.md").write_text((copy / "README.md").read_text() + "\nAn edit.\n")
+    assert plan() == {}, "a README edit reruns nothing"
+
+
 def test_edited_rule_code_reruns_its_jobs(repo, tmp_path):
     """Snakemake's code trigger: a rule whose command changed reruns, on a copy of the workflow."""
-    copy = tmp_path / "workflow_copy"
-    copy.mkdir()
-    for name in ("Snakefile", "workflow", "config", "envs"):
-        source = repo / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, copy / name)
+    copy = copy_workflow(repo, tmp_path / "workflow_copy")
     work = tmp_path / "run"
     first = snakemake(copy, work, "--cores", "2", "--configfile", str(copy / "config/smoke.yaml"),
                       "--until", "prepare", timeout=300)
@@ -125,6 +166,8 @@ def test_edited_rule_code_reruns_its_jobs(repo, tmp_path):
 
 
 PAPER_JOBS = {
+    # 2 models, 5 hub datasets (SynLogic's two splits share one) and KOR-Bench from GitHub, each at its revision
+    "download": 8,
     # 2 train sets + MATH500, AIME24, AMC23, SynLogic validation and 5 KOR-Bench categories
     "prepare": 11,
     # 2 models x (8 benchmarks in 1 shard + MATH500 in 4)
@@ -151,8 +194,26 @@ def test_paper_configuration_plans_the_whole_study(repo, tmp_path):
     assert job_counts(result.stdout) == PAPER_JOBS
     train_jobs = result.stdout.split("rule train:")[1:]
     assert all("gpu=1" in job.split("rule ")[0] for job in train_jobs), "every training job asks for a GPU"
+    assert_downloads_come_first_and_feed_the_jobs(result.stdout)
     lint = snakemake(repo, tmp_path, "--lint", *paper_args(repo))
     assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
+
+
+def assert_downloads_come_first_and_feed_the_jobs(plan: str) -> None:
+    """The download jobs are the first stage, and each job that loads a model or reads a dataset has it as input."""
+    jobs = [(m[1], m[2]) for m in re.finditer(r"^rule (\w+):\n((?:    .*\n)+)", plan, re.MULTILINE)]
+    rules = [rule for rule, _ in jobs]
+    assert rules[:PAPER_JOBS["download"]] == ["download"] * PAPER_JOBS["download"]
+    inputs = {(rule, body): re.search(r"^    input: (.*)$", body, re.MULTILINE) for rule, body in jobs}
+    models = {"qwen": "resources/hub/models/Qwen--Qwen2.5-7B/main",
+              "llama": "resources/hub/models/meta-llama--Llama-3.1-8B-Instruct/main"}
+    for (rule, body), found in inputs.items():
+        model = re.search(r"wildcards: model=(\w+)", body)
+        base = rule in ("probe_shard", "train") or (rule == "evaluate" and "run=base" in body)
+        if base:
+            assert found and models[model[1]] in found[1].split(", "), f"{rule} job without its model: {body}"
+        if rule == "prepare":
+            assert found and found[1].startswith("resources/hub/"), f"prepare job without its dataset: {body}"
 
 
 def test_paper_prepare_runs_on_local_dataset_copies(repo, tmp_path):
@@ -160,7 +221,8 @@ def test_paper_prepare_runs_on_local_dataset_copies(repo, tmp_path):
     local = {
         "tasks": {
             "math": {
-                "train": {"path": str(fixtures / "deepscaler/deepscaler.json")},
+                # the paper's on_bad_row (skip) on rows without an answer or a prompt
+                "train": {"path": str(fixtures / "deepscaler_bad/deepscaler.json")},
                 "benchmarks": {
                     "math500": {"path": str(fixtures / "math500/test.jsonl")},
                     "aime24": {"path": str(fixtures / "aime24")},
@@ -185,5 +247,10 @@ def test_paper_prepare_runs_on_local_dataset_copies(repo, tmp_path):
     assert math500["prompt"][0].startswith("Solve the following problem step by step.")
     operation = pl.read_parquet(tmp_path / "results/data/logic/kor_operation.parquet")
     assert set(operation["family"]) == {"korbench:operation"}
+    from mtarl import io
+
+    report = io.read_manifest(tmp_path / "results/data/math/train.parquet")["report"]
+    assert report["rows_skipped"] == {"empty_prompt": 1, "missing_answer": 2}
+    assert report["rows_read"] == 5 and report["rows_kept"] == 2
     train = pl.read_parquet(tmp_path / "results/data/logic/train.parquet")
     assert all(f.startswith("synlogic:") for f in train["family"]) and set(train["split"]) == {"train"}

@@ -13,6 +13,7 @@ import json
 import sys
 
 STAGES = {
+    "download": "fetch a hub model or dataset at a pinned revision into resources/ (run where the network is)",
     "prepare": "write a task's train and eval problem tables",
     "pretrain": "pretrain a tiny base model and select its checkpoint by pass@k (miniature)",
     "probe_shard": "sample and verify one shard of a base model's probe on a benchmark",

@@ -9,6 +9,7 @@ any job; tests call it directly.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import yaml
@@ -16,6 +17,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# A hub repository id: one "org/name" (a local path is absolute, starts with "." or "~", exists, or names a file).
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+LOCAL_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 
 class ConfigError(ValueError):
@@ -101,6 +105,7 @@ def cross_field_errors(config: dict) -> list[str]:
         if config["sampling"]["chat_template"]:
             errors.append(f"config key 'sampling.chat_template': model '{name}' is pretrained here and its "
                           "tokenizer has no chat template; set it to false")
+    errors += pinning_errors(config)
     for name, model in config["models"].items():
         if model["source"] == "hub" and config["sampling"]["chat_template"] and not model.get("chat"):
             errors.append(f"config key 'models.{name}.chat' is missing: sampling.chat_template is on, so the model's "
@@ -169,6 +174,29 @@ def history_epoch_errors(config: dict, source: str) -> list[str]:
         if visits < 2 * rows:
             errors.append(f"{key}: {rows} problems of task {task!r} get {visits / rows:.1f} epochs in "
                           f"{settings['max_steps']} steps; historical variance needs at least 2")
+    return errors
+
+
+def pinning_errors(config: dict) -> list[str]:
+    """Every hub model and dataset names the revision it is fetched at; every dataset names where it is."""
+    errors = []
+    for name, model in config["models"].items():
+        if model["source"] == "hub" and is_hub_id(model["path"]) and not model.get("revision"):
+            errors.append(f"config key 'models.{name}.revision' is missing: {model['path']!r} is a hub id (no such "
+                          "local directory), fetched at a pinned revision (a commit; a branch or tag is resolved "
+                          "and its commit recorded)")
+    for task, spec in config["tasks"].items():
+        if spec["source"] != "datasets":
+            continue
+        for split, where in [("train", f"tasks.{task}.train"),
+                             *[(b, f"tasks.{task}.benchmarks.{b}") for b in spec["benchmarks"]]]:
+            dataset = dataset_spec(config, task, split)
+            if not dataset.get("path"):
+                errors.append(f"config key '{where}.path' is missing: a hub id (fetched at 'revision') or a local "
+                              "file or folder")
+            elif dataset_downloads(dataset) and not dataset.get("revision"):
+                errors.append(f"config key '{where}.revision' is missing: {dataset['path']!r} is a hub id (no such "
+                              "local file or folder), fetched at a pinned revision")
     return errors
 
 
@@ -250,6 +278,38 @@ def parse_run(run: str) -> tuple[str, int | None]:
     if not sep or not variant or not seed.isdigit():
         raise ValueError(f"run {run!r} is neither 'base' nor '<variant>-s<seed>'")
     return variant, int(seed)
+
+
+def is_hub_id(path: str) -> bool:
+    """``path`` names a hub repository (``org/name``), not a local file or folder."""
+    return (bool(HUB_ID.fullmatch(path)) and not path.endswith(LOCAL_FILE_SUFFIXES)
+            and not Path(path).expanduser().exists())
+
+
+def dataset_spec(config: dict, task: str, split: str) -> dict | None:
+    """The dataset spec of one split of a dataset task (None for a synthetic task)."""
+    spec = config["tasks"][task]
+    if spec["source"] != "datasets":
+        return None
+    return spec["train"] if split == "train" else spec["benchmarks"][split]
+
+
+def dataset_downloads(spec: dict) -> bool:
+    """Whether the workflow fetches this dataset: a hub id (for KOR-Bench, not on the hub, a GitHub ``org/name``)."""
+    return bool(spec.get("path")) and is_hub_id(spec["path"])
+
+
+def local_task(config: dict, task: str, locate) -> dict:
+    """A task's settings with each dataset's ``path`` replaced by ``locate(task, spec)``, where the job reads it."""
+    spec = config["tasks"][task]
+    if spec["source"] != "datasets":
+        return spec
+
+    def local(dataset: dict) -> dict:
+        return {**dataset, "path": locate(task, dataset)}
+
+    return {**spec, "train": local(spec["train"]),
+            "benchmarks": {name: local(dataset) for name, dataset in spec["benchmarks"].items()}}
 
 
 def stage_settings(config: dict, *sections: str) -> dict:

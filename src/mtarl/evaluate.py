@@ -33,6 +33,7 @@ import polars as pl
 
 from mtarl import io, metrics, scoring
 from mtarl.config import parse_run
+from mtarl.modeling import model_revision
 
 SCORES_SCHEMA = {"metric": pl.String, "k": pl.Int64, "value": pl.Float64, "checkpoint": pl.String}
 
@@ -91,7 +92,8 @@ def run(settings: dict, model: str, model_name: str, task: str, run_name: str, b
         model=pl.lit(model_name), task=pl.lit(task), variant=pl.lit(variant), seed=pl.lit(seed, dtype=pl.Int64),
     ).select("metric", "k", "value", "model", "task", "benchmark", "variant", "seed", "checkpoint")
     record = io.manifest("evaluate", evaluation["seed"], settings, model=model, run=run_name, benchmarks=benchmarks,
-                         sampling=params.to_dict(), greedy_sampling=greedy_params.to_dict(), chat=chat,
+                         model_revision=model_revision(model), sampling=params.to_dict(),
+                         greedy_sampling=greedy_params.to_dict(), chat=chat,
                          backend=getattr(sampler, "name", sampling["backend"]), unscorable_problems=unscorable,
                          overlong_problems=overlong)
     io.write_parquet(pl.concat(sampled), samples_path, record)

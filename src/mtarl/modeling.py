@@ -6,7 +6,6 @@ transformers config; ``load`` is the one place where stages load a model and tok
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -67,20 +66,20 @@ def n_parameters(model: PreTrainedModel) -> int:
 
 
 def model_revision(path: str) -> str | None:
-    """What identifies the weights at ``path`` for a run manifest, without reading them.
+    """What identifies the weights at ``path`` for a run manifest.
 
-    A local directory: ``local:`` and a hash of its config.json and its files' names and sizes. A hub id: the commit
-    of the cached snapshot (``hub:<commit>``), or None when it is not in the local cache.
+    A directory fetched by the download rule: ``hub:<repo>@<commit> sha256:<content hash>`` from its record (hashed
+    once, at download). Any other local directory: ``local:sha256:<content hash>`` of its files' names and bytes. A hub
+    id: the commit of the cached snapshot (``hub:<commit>``), or None when it is not in the local cache.
     """
     local = Path(path)
     if local.is_dir():
-        digest = hashlib.sha256()
-        config_file = local / "config.json"
-        if config_file.exists():
-            digest.update(config_file.read_bytes())
-        for file in sorted(p for p in local.rglob("*") if p.is_file()):
-            digest.update(f"{file.relative_to(local)}:{file.stat().st_size}\n".encode())
-        return f"local:{digest.hexdigest()[:16]}"
+        from mtarl.download import content_hash, file_hashes, read_record
+
+        record = read_record(local)
+        if record is not None:
+            return f"hub:{record['repo']}@{record['commit']} sha256:{record['content_sha256']}"
+        return f"local:sha256:{content_hash(file_hashes(local))}"
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:

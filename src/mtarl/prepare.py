@@ -22,7 +22,7 @@ import argparse
 import numpy as np
 import polars as pl
 
-from mtarl import io
+from mtarl import download, io
 from mtarl.tasks import arith
 
 PROBLEM_SCHEMA = {
@@ -88,12 +88,21 @@ def unscorable_golds(table: pl.DataFrame) -> int:
     return sum(not ok for ok in gold_scorable_many(golds))
 
 
+def dataset_record(settings: dict, split: str) -> dict | None:
+    """Repository, revision, commit and content hash of the dataset a split is read from (None unless fetched)."""
+    if settings["source"] != "datasets":
+        return None
+    spec = settings["train"] if split == "train" else settings["benchmarks"][split]
+    return download.read_record(spec["path"]) if spec.get("path") else None
+
+
 def run(task: str, split: str, settings: dict, out: str) -> pl.DataFrame:
     table, report = split_table(task, split, settings)
     report = {**report, "unscorable_golds": unscorable_golds(table)}
     if table.is_empty():
         raise ValueError(f"prepare: {task}/{split} has no problems left ({report})")
-    meta = io.manifest("prepare", settings.get("seed"), settings, task=task, split=split, report=report)
+    meta = io.manifest("prepare", settings.get("seed"), settings, task=task, split=split, report=report,
+                       download=dataset_record(settings, split))
     io.write_parquet(table, out, meta)
     print(f"prepare: {task}/{split}: {table.height} problems -> {out}; report {report}")
     return table

@@ -43,7 +43,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from mtarl import io, oneshot, scoring
 from mtarl.prepare import unscorable_golds
-from mtarl.modeling import load
+from mtarl.modeling import load, model_revision
 from mtarl.rewards import GROUP_REWARDS, RewardFunction
 from mtarl.rl import MtarlGRPOTrainer, VariantSpec
 from mtarl.prompts import chat_settings
@@ -251,6 +251,7 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
     started = time.time()
     trainer.train(resume_from_checkpoint=checkpoint)
     record = io.manifest("train", settings["seed"], settings, model=model_path, resumed_from=checkpoint,
+                         model_revision=model_revision(model_path),
                          data=data_record, global_step=trainer.state.global_step,
                          dynamic_sampling=settings["dynamic_sampling"],
                          wall_seconds=round(time.time() - started, 1), vllm_importance_sampling_correction=False,

@@ -97,19 +97,20 @@ rule analyze:
             category="Training dynamics",
             labels={"model": "{model}", "task": "{task}"},
         ),
-    params:
-        settings=analyze_settings,
-        captions=lambda wildcards, input: os.path.dirname(input.captions[0]),
-        out=lambda wildcards, output: os.path.dirname(output.summary),
     log:
         "logs/analyze/analyze.log",
     benchmark:
         "benchmarks/analyze/analyze.tsv"
-    threads: 1
     conda:
         conda_env("cpu")
     container:
         image("cpu")
+    threads: 1
+    params:
+        code=code("analyze"),
+        settings=analyze_settings,
+        captions=lambda wildcards, input: os.path.dirname(input.captions[0]),
+        out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
         "mtarl analyze --settings {params.settings:q} --passk {input.passk} --alignment {input.alignment} "
         "--probe-metrics {input.probe_metrics} --scores {input.scores} --samples {input.samples} "

@@ -3,8 +3,16 @@
 import glob
 import json
 import os
+import sys
+from pathlib import PurePosixPath
+
+# The package's own source, ahead of any installed copy: planning imports only its light modules (config: yaml and
+# jsonschema, which Snakemake has; code_digest: the standard library), so Snakemake alone can plan the study.
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
 
 from mtarl import config as mtarl_config
+from mtarl.code_digest import stage_digest
 
 try:
     mtarl_config.validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -34,11 +42,18 @@ def is_pretrained(model):
     return config["models"][model]["source"] == "pretrain"
 
 
+def hub_dir(kind, spec):
+    """Where the download rule puts repository ``spec["path"]`` at ``spec["revision"]`` (models|datasets|github)."""
+    repo = "--".join(PurePosixPath(spec["path"]).parts)  # org/name -> org--name
+    return f"resources/hub/{kind}/{repo}/{spec['revision']}"
+
+
 def base_model(model):
-    """Where a base model loads from: the pretrain output (miniature) or a hub id / local path (paper)."""
+    """Where a base model loads from: the pretrain output (miniature), its download (hub id) or a local directory."""
     if is_pretrained(model):
         return f"{RESULTS}/models/{model}/model"
-    return config["models"][model]["path"]
+    spec = config["models"][model]
+    return hub_dir("models", spec) if mtarl_config.is_hub_id(spec["path"]) else spec["path"]
 
 
 def base_model_param(wildcards):
@@ -46,11 +61,33 @@ def base_model_param(wildcards):
 
 
 def base_model_input(wildcards):
-    return [base_model(wildcards.model)] if is_pretrained(wildcards.model) else []
+    return [base_model(wildcards.model)]
 
 
 def benchmarks(task):
     return mtarl_config.benchmarks(config, task)
+
+
+def dataset_path(task, spec):
+    """Where prepare reads a dataset: its download (hub id) or the configured local file or folder."""
+    if not mtarl_config.dataset_downloads(spec):
+        return spec["path"]
+    return hub_dir("github" if spec["kind"] == "korbench" else "datasets", spec)
+
+
+def dataset_input(wildcards):
+    """The dataset files a prepare job reads: they are inputs (downloaded first, or checked to exist)."""
+    spec = mtarl_config.dataset_spec(config, wildcards.task, wildcards.split)
+    return [dataset_path(wildcards.task, spec)] if spec and spec.get("path") else []
+
+
+def download_repo(wildcards):
+    """The hub id of a download directory's name (``org--name`` -> ``org/name``)."""
+    return wildcards.repo.replace("--", "/", 1)
+
+
+def download_repo_type(wildcards):
+    return wildcards.kind.removesuffix("s")  # models -> model, datasets -> dataset, github
 
 
 def task_splits(task):
@@ -123,7 +160,9 @@ def train_metrics_option(wildcards):
 
 
 def image(kind):
-    return config["images"][kind]
+    """A stage kind's image: a URI, or a local .sif file (a relative path is taken from the repository root)."""
+    ref = config["images"][kind]
+    return ref if "://" in ref else os.path.join(workflow.basedir, ref)
 
 
 def uses_gpu(stage):
@@ -139,6 +178,11 @@ def stage_kind():
     return "gpu" if config["train"]["defaults"]["device"] == "cuda" else "cpu"
 
 
+def code(stage):
+    """The digest of the mtarl modules ``mtarl <stage>`` imports: a rule's param, so editing them reruns its jobs."""
+    return stage_digest(SRC, stage)
+
+
 def conda_env(kind):
     """The conda environment file of ``kind`` (for --sdm conda), made from envs/<kind>.txt."""
     return os.path.join(workflow.basedir, "envs", f"{kind}.yaml")
@@ -148,7 +192,7 @@ def conda_env(kind):
 def prepare_settings(wildcards):
     if wildcards.split != "train" and wildcards.split not in benchmarks(wildcards.task):
         raise WorkflowError(f"task {wildcards.task!r} has no split {wildcards.split!r}")
-    return json.dumps(config["tasks"][wildcards.task], sort_keys=True)
+    return json.dumps(mtarl_config.local_task(config, wildcards.task, dataset_path), sort_keys=True)
 
 
 def pretrain_settings(wildcards):

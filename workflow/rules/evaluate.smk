@@ -10,22 +10,23 @@ rule evaluate:
         samples=f"{EVALUATION}/samples.parquet",
         greedy=f"{EVALUATION}/greedy.parquet",
         scores=f"{EVALUATION}/scores.parquet",
-    params:
-        settings=evaluate_settings,
-        model=evaluated_model,
-        benchmarks=lambda wildcards: benchmarks(wildcards.task),
-        train_metrics=train_metrics_option,
     log:
         "logs/evaluate/{model}/{task}/{run}.log",
     benchmark:
         "benchmarks/evaluate/{model}/{task}/{run}.tsv"
-    threads: 1
-    resources:
-        gpu=uses_gpu("evaluate"),
     conda:
         conda_env(stage_kind())
     container:
         image(stage_kind())
+    threads: 1
+    resources:
+        gpu=uses_gpu("evaluate"),
+    params:
+        code=code("evaluate"),
+        settings=evaluate_settings,
+        model=evaluated_model,
+        benchmarks=lambda wildcards: benchmarks(wildcards.task),
+        train_metrics=train_metrics_option,
     shell:
         "mtarl evaluate --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
         "--model {params.model:q} --model-name {wildcards.model} --task {wildcards.task} --run {wildcards.run} "

@@ -5,17 +5,18 @@ rule pretrain:
     output:
         model=directory(f"{RESULTS}/models/{{model}}/model"),
         curve=f"{RESULTS}/models/{{model}}/curve.parquet",
-    params:
-        settings=pretrain_settings,
     log:
         "logs/pretrain/{model}.log",
     benchmark:
         "benchmarks/pretrain/{model}.tsv"
-    threads: 1
     conda:
         conda_env("cpu")
     container:
         image("cpu")
+    threads: 1
+    params:
+        code=code("pretrain"),
+        settings=pretrain_settings,
     shell:
         "mtarl pretrain --settings {params.settings:q} --threads {threads} --problems {input.problems} "
         "--out {output.model} --curve {output.curve} > {log} 2>&1"

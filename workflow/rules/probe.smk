@@ -11,20 +11,21 @@ rule probe_shard:
     output:
         samples=f"{PROBE}/shards/{{shard}}/samples.parquet",
         contamination=f"{PROBE}/shards/{{shard}}/contamination.parquet",
-    params:
-        settings=probe_shard_settings,
-        model=base_model_param,
     log:
         "logs/probe/{model}/{task}/{benchmark}/shard{shard}.log",
     benchmark:
         "benchmarks/probe/{model}/{task}/{benchmark}/shard{shard}.tsv"
-    threads: 1
-    resources:
-        gpu=uses_gpu("probe"),
     conda:
         conda_env(stage_kind())
     container:
         image(stage_kind())
+    threads: 1
+    resources:
+        gpu=uses_gpu("probe"),
+    params:
+        code=code("probe_shard"),
+        settings=probe_shard_settings,
+        model=base_model_param,
     shell:
         "mtarl probe_shard --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
         "--model {params.model:q} --task {wildcards.task} --benchmark {wildcards.benchmark} "
@@ -44,17 +45,18 @@ rule probe:
         metrics=f"{PROBE}/metrics.parquet",
         contamination=f"{PROBE}/contamination.parquet",
         alignment=f"{PROBE}/alignment.parquet",
-    params:
-        settings=probe_settings,
     log:
         "logs/probe/{model}/{task}/{benchmark}/gather.log",
     benchmark:
         "benchmarks/probe/{model}/{task}/{benchmark}/gather.tsv"
-    threads: 1
     conda:
         conda_env("cpu")
     container:
         image("cpu")
+    threads: 1
+    params:
+        code=code("probe"),
+        settings=probe_settings,
     shell:
         "mtarl probe --settings {params.settings:q} --threads {threads} "
         "--model-name {wildcards.model} --task {wildcards.task} --benchmark {wildcards.benchmark} "

@@ -6,22 +6,23 @@ rule train:
         model=directory(f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/model"),
         metrics=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/metrics.jsonl",
         examples=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/examples.jsonl",
-    params:
-        settings=train_settings,
-        model=base_model_param,
-        work=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/work",
-        history=history_option,
     log:
         "logs/train/{model}/{task}/{run}.log",
     benchmark:
         "benchmarks/train/{model}/{task}/{run}.tsv"
-    threads: 1
-    resources:
-        gpu=uses_gpu("train"),
     conda:
         conda_env(stage_kind())
     container:
         image(stage_kind())
+    threads: 1
+    resources:
+        gpu=uses_gpu("train"),
+    params:
+        code=code("train"),
+        settings=train_settings,
+        model=base_model_param,
+        work=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/work",
+        history=history_option,
     shell:
         "mtarl train --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
         "--model {params.model:q} "

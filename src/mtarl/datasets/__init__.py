@@ -37,7 +37,7 @@ DEFAULTS: dict[str, dict] = {
     "korbench": {"path": None, "config": None, "split": "test", "category": "all"},
 }
 KINDS = tuple(DEFAULTS)
-SPEC_KEYS = {"kind", "path", "config", "name", "split", "category", "on_bad_row", "limit", "cache_dir"}
+SPEC_KEYS = {"kind", "path", "config", "name", "split", "category", "on_bad_row", "limit", "cache_dir", "revision"}
 
 
 def resolve_spec(spec: dict) -> dict:
