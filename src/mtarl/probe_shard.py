@@ -83,6 +83,7 @@ def run(settings: dict, model: str, task: str, benchmark: str, problems: str, sh
     start, stop = ranges[shard]
     rows = table.slice(start, stop - start)
     params = scoring.sampling_params(sampling, n=probe["n"], seed=probe["seed"])
+    greedy_params = scoring.sampling_params(sampling, n=1, seed=probe["seed"], temperature=0.0, top_p=1.0, top_k=0)
     started = time.time()
     samples = greedy = pl.DataFrame(schema=scoring.SAMPLE_SCHEMA)
     checked = pl.DataFrame(schema=contamination.CONTAMINATION_SCHEMA)
@@ -94,8 +95,7 @@ def run(settings: dict, model: str, task: str, benchmark: str, problems: str, sh
         backend = sampler.describe()
         samples = scoring.sample_and_score(sampler, rows, params, first_index=start)
         if greedy_path is not None:  # a greedy decode needs no seed, so no seed block either: first_index 0
-            greedy = scoring.sample_and_score(sampler, rows, scoring.sampling_params(
-                sampling, n=1, seed=probe["seed"], temperature=0.0, top_p=1.0, top_k=0))
+            greedy = scoring.sample_and_score(sampler, rows, greedy_params)
         to_check = rows_to_check(rows, start, probe["contamination"])
         if to_check.height:
             checked = contamination_check(sampler, to_check, probe["contamination"]["ratios"])
@@ -108,7 +108,7 @@ def run(settings: dict, model: str, task: str, benchmark: str, problems: str, sh
     io.write_parquet(samples, samples_path, record)
     io.write_parquet(checked, contamination_path, record)
     if greedy_path is not None:
-        io.write_parquet(greedy, greedy_path, record)
+        io.write_parquet(greedy, greedy_path, {**record, "sampling": greedy_params.to_dict()})
     print(f"probe_shard: {model} x {task}/{benchmark} shard {shard} (rows {start}-{stop} of {table.height}): "
           f"{samples.height} samples, {checked.height} contamination rows in {elapsed:.1f}s")
     return samples
