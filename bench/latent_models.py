@@ -35,6 +35,8 @@ from mtarl.sampling import HFSampler
 CANDIDATES = {
     # today's aligned model (format_rate 0.95, exact answers), for reference
     "plain": {"base": "aligned"},
+    # formats as today, noisy answers whose mode is right
+    "noisy": {"base": "aligned", "answer_noise": 0.3},
     # knows the task, formats a third of the time, noisy answers whose mode is right
     "noisy_partial_format": {"base": "aligned", "format_rate": 0.3, "answer_noise": 0.3},
     # formats always; a scratchpad strategy (accurate) at low prior beside noisy direct answers
