@@ -61,6 +61,12 @@ def broken(config, path, value=None, delete=False):
         (["train", "defaults", "use_vllm"], True, False, "config key 'train.defaults.use_vllm'"),
         (["train", "variant_settings", "nsr"], {"estimator": "nsr", "device": "cuda"}, False,
          "config key 'train.variant_settings.nsr.device': 'cuda' differs from train.defaults.device 'cpu'"),
+        (["models", "aligned", "pretrain", "answer_noise"], 1.2, False,
+         "config key 'models.aligned.pretrain.answer_noise': 1.2 is greater than the maximum of 1"),
+        # 999+999: <think>81 91 91</think><answer>1998</answer> is 16 tokens, then EOS
+        (["models", "aligned", "pretrain", "scratchpad_rate"], 0.5, False,
+         "config key 'sampling.max_new_tokens': 12 tokens cut the scratchpad completions of model 'aligned' (up to "
+         "17 tokens with EOS)"),
     ],
 )
 def test_bad_values_name_their_key(default, path, value, delete, message):

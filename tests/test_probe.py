@@ -38,14 +38,15 @@ def with_shards(shards: int) -> dict:
 
 def run_probe(settings: dict, model: str, problems: str, out) -> dict[str, pl.DataFrame]:
     """Every shard, then the gather, as the workflow runs them; returns the gathered tables."""
-    shards = [(out / f"shard{i}-samples.parquet", out / f"shard{i}-contamination.parquet")
-              for i in range(settings["shards"])]
-    for i, (samples, checked) in enumerate(shards):
-        probe_shard.run(settings, model, "add3", "add3", problems, i, str(samples), str(checked))
+    shards = [(out / f"shard{i}-samples.parquet", out / f"shard{i}-contamination.parquet",
+               out / f"shard{i}-greedy.parquet") for i in range(settings["shards"])]
+    for i, (samples, checked, greedy) in enumerate(shards):
+        probe_shard.run(settings, model, "add3", "add3", problems, i, str(samples), str(checked), str(greedy))
     tables = ("samples", "passk", "metrics", "contamination", "alignment")
     paths = {name: out / f"{name}.parquet" for name in tables}
-    probe.run(settings, "tiny", "add3", "add3", problems, [str(s) for s, _ in shards], [str(c) for _, c in shards],
-              *(str(paths[name]) for name in tables))
+    probe.run(settings, "tiny", "add3", "add3", problems, [str(s) for s, _, _ in shards],
+              [str(c) for _, c, _ in shards], *(str(paths[name]) for name in tables),
+              shard_greedy=[str(g) for _, _, g in shards])
     return {name: pl.read_parquet(path) for name, path in paths.items()}
 
 
@@ -82,6 +83,27 @@ def test_sharded_and_unsharded_probes_store_identical_samples(unsharded, tmp_pat
     assert sharded["contamination"]["problem_id"].n_unique() == 5  # probe.contamination.n_problems, across shards
     for name in ("passk", "metrics", "alignment"):
         assert sharded[name].equals(unsharded[name]), name
+
+
+def test_metrics_hold_the_base_model_profile(unsharded, tmp_path, random_model_dir, add3_problems):
+    """greedy@1 is the accuracy of one greedy decode per problem; format and strategy shares are those of the samples."""
+    from mtarl import scoring
+    from mtarl.modeling import load
+    from mtarl.sampling import HFSampler, SamplingParams
+    from mtarl.tasks import has_scratchpad
+
+    rows = unsharded["metrics"].filter(pl.col("metric").is_in(["greedy@1", "format_rate", "strategy_share"]))
+    assert rows.select("metric", "k", "n", "n_problems").rows() == [
+        ("greedy@1", 1, 1, 14), ("format_rate", 4, 4, 14), ("strategy_share", 4, 4, 14)]
+    values = dict(zip(rows["metric"], rows["value"]))
+    model, tokenizer = load(str(random_model_dir))
+    problems = pl.read_parquet(add3_problems["eval"]).head(14)
+    greedy = scoring.sample_and_score(HFSampler(model, tokenizer), problems, SamplingParams(n=1, max_new_tokens=6,
+                                                                                           temperature=0.0))
+    assert values["greedy@1"] == pytest.approx(greedy["correct"].mean())
+    samples = unsharded["samples"]
+    assert values["format_rate"] == pytest.approx(samples["format_ok"].mean())
+    assert values["strategy_share"] == pytest.approx(samples["completion"].map_elements(has_scratchpad).mean())
 
 
 def test_gathered_manifest_records_the_shard_layout(tmp_path, random_model_dir, add3_problems):

@@ -17,6 +17,7 @@ from mtarl.metrics import (
     pass_at_k_ci_table,
     pass_at_k_table,
     probe_metrics_table,
+    profile_table,
 )
 
 
@@ -235,3 +236,25 @@ def test_math_maj_at_k_votes_by_equivalence_as_the_majority_reward():
     assert maj(samples, 5) == 0.0  # without a family: by text, the old (biased low) vote
     keys = rewards.vote_keys("math", values)
     assert rewards.majority_rewards(keys, [True] * 5, 5) == [1.0, 0.0, 1.0, 0.0, 1.0]
+
+
+def test_profile_table_holds_greedy_accuracy_format_rate_and_strategy_share():
+    texts = {
+        "a": ["<think>90 70 50</think><answer>579</answer>", "<think></think><answer>579</answer>", "579", "57"],
+        "b": ["<think>51 41 21</think><answer>1245</answer>", "<think>51 41 21</think><answer>1244</answer>",
+              "<think></think><answer>1245</answer>", "<think></think><answer>1245</answer>"],
+    }
+    from mtarl.tasks import has_format
+
+    samples = pl.DataFrame([{"problem_id": pid, "sample": i, "completion": c, "format_ok": has_format(c),
+                             "correct": False} for pid, cs in texts.items() for i, c in enumerate(cs)])
+    greedy = pl.DataFrame({"problem_id": ["a", "b"], "sample": [0, 0], "correct": [True, False]})
+    result = profile_table(samples, greedy, n_boot=200, seed=0)
+    assert result.schema == pl.Schema(PROBE_METRICS_SCHEMA)
+    assert result.select("metric", "k", "n", "n_problems").rows() == [
+        ("greedy@1", 1, 1, 2), ("format_rate", 4, 4, 2), ("strategy_share", 4, 4, 2)]
+    # greedy: a right, b wrong; format: a 2/4, b 4/4; scratchpad: a 1/4, b 2/4
+    assert result["value"].to_list() == pytest.approx([0.5, 0.75, 0.375])
+    assert result.row(0, named=True)["ci_low"] == 0.0 and result.row(0, named=True)["ci_high"] == 1.0
+    with pytest.raises(ValueError, match="one greedy decode per problem"):
+        profile_table(samples, greedy.head(1))

@@ -162,7 +162,11 @@ def test_reward_functions_on_crafted_completions(reward, gate, expected):
     out = fn([GOOD, WRONG, BARE], answer=["579"] * 3, family=["add3"] * 3, id=["a", "b", "c"],
              log_metric=lambda name, value: logged.setdefault(name, value))
     assert out == expected
-    assert logged == {"gt_accuracy": pytest.approx(1 / 3), "format_rate": pytest.approx(2 / 3)}
+    assert logged == {"gt_accuracy": pytest.approx(1 / 3), "format_rate": pytest.approx(2 / 3),
+                      "strategy_share": pytest.approx(2 / 3)}  # GOOD and WRONG write in <think>
+    fn(["<think></think><answer>579</answer>", GOOD], answer=["579"] * 2, family=["add3"] * 2, id=["a", "b"],
+       log_metric=lambda name, value: logged.update({name: value}))
+    assert logged["strategy_share"] == 0.5  # a direct answer after an empty <think>, and a scratchpad
 
 
 def test_random_reward_function_is_gated_and_seeded():

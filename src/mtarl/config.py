@@ -81,6 +81,27 @@ def schema_errors(config: dict, schema_path: Path = SCHEMA_PATH) -> list[str]:
     return [m for e in errors for m in describe(e)]
 
 
+def scratchpad_length_errors(config: dict, name: str, pre: dict, synthetic: set[str]) -> list[str]:
+    """A model that writes scratchpads must be sampled with room for them: the longest completion of its mixture
+    (largest operands; one token per character and tag, plus EOS) within ``sampling.max_new_tokens``."""
+    if not pre.get("scratchpad_rate"):
+        return []
+    from mtarl.tasks import arith
+
+    longest = 0
+    for task in pre["mixture"]:
+        if task in synthetic and config["tasks"][task].get("family") in arith.FAMILIES:
+            family = arith.FAMILIES[config["tasks"][task]["family"]]
+            text = arith.reference_completion(family.answer(family.high, family.high), True,
+                                              family.scratchpad(family.high, family.high))
+            longest = max(longest, len(text) - sum(len(t) - 1 for t in ("<think>", "</think>", "<answer>",
+                                                                        "</answer>")) + 1)
+    if longest > config["sampling"]["max_new_tokens"]:
+        return [f"config key 'sampling.max_new_tokens': {config['sampling']['max_new_tokens']} tokens cut the "
+                f"scratchpad completions of model '{name}' (up to {longest} tokens with EOS); raise it"]
+    return []
+
+
 def cross_field_errors(config: dict) -> list[str]:
     errors = []
     tasks = config["tasks"]
@@ -105,6 +126,7 @@ def cross_field_errors(config: dict) -> list[str]:
         if config["sampling"]["chat_template"]:
             errors.append(f"config key 'sampling.chat_template': model '{name}' is pretrained here and its "
                           "tokenizer has no chat template; set it to false")
+        errors += scratchpad_length_errors(config, name, pre, synthetic)
     errors += pinning_errors(config)
     for name, model in config["models"].items():
         if model["source"] == "hub" and config["sampling"]["chat_template"] and not model.get("chat"):

@@ -3,7 +3,8 @@
 - pass@k: the unbiased estimator of Chen et al. (2021), needs n >= k samples per problem;
 - avg@k: mean accuracy of k samples per problem, then the mean over problems;
 - maj@k: accuracy of the most frequent answer among k samples, averaged over k-subsets, then over problems;
-- ``probe_metrics_table``: all three in long form with percentile-bootstrap intervals (``ci_low``, ``ci_high``).
+- ``probe_metrics_table``: all three in long form with percentile-bootstrap intervals (``ci_low``, ``ci_high``);
+- ``profile_table``: a base model's behaviour profile in the same form (greedy@1, format_rate, strategy_share).
 
 Never "max over the first k samples": that is biased and is not pass@k. Problems with an unscorable gold (``correct``
 null) are left out by ``drop_unscorable`` before any metric.
@@ -305,5 +306,39 @@ def probe_metrics_table(samples: pl.DataFrame, ks: list[int] | None = None, *, n
         {"metric": metric, "k": k, "value": float(columns[:, j].mean()), "ci_low": float(low[j]),
          "ci_high": float(high[j]), "n": n, "n_problems": len(columns)}
         for j, (metric, k) in enumerate(labels)
+    ]
+    return pl.DataFrame(rows, schema=PROBE_METRICS_SCHEMA)
+
+
+def profile_table(samples: pl.DataFrame, greedy: pl.DataFrame, *, n_boot: int = 1000, level: float = 0.95,
+                  seed: int = 0) -> pl.DataFrame:
+    """A base model's behaviour profile, in the long form of ``probe_metrics_table`` (same columns, same bootstrap):
+
+    - ``greedy@1`` (k = 1): accuracy of the greedy decode (``greedy``: one per-sample row per problem);
+    - ``format_rate`` (k = n): share of the samples that pass the format gate (``format_ok``);
+    - ``strategy_share`` (k = n): share of the samples with a scratchpad in ``<think>`` (``tasks.has_scratchpad``).
+    With the same ``seed`` and problems, the resamples are those of ``probe_metrics_table`` (paired intervals).
+    """
+    from mtarl.tasks import has_scratchpad
+
+    n = samples_per_problem(samples)
+    per_problem = samples.with_columns(
+        scratchpad=pl.col("completion").map_elements(has_scratchpad, return_dtype=pl.Boolean)
+    ).group_by("problem_id", maintain_order=True).agg(
+        format_rate=pl.col("format_ok").cast(pl.Float64).mean(),
+        strategy_share=pl.col("scratchpad").cast(pl.Float64).mean(),
+    )
+    greedy_ids = greedy["problem_id"].to_list()
+    if greedy_ids != per_problem["problem_id"].to_list():
+        raise ValueError(f"the greedy table holds {len(greedy_ids)} problems, not the {per_problem.height} sampled "
+                         "ones in order (one greedy decode per problem)")
+    columns = np.column_stack([greedy["correct"].cast(pl.Float64).to_numpy(),
+                               per_problem["format_rate"].to_numpy(), per_problem["strategy_share"].to_numpy()])
+    labels = [("greedy@1", 1, 1), ("format_rate", n, n), ("strategy_share", n, n)]
+    low, high = bootstrap_ci(columns, n_boot=n_boot, level=level, seed=seed)
+    rows = [
+        {"metric": metric, "k": k, "value": float(columns[:, j].mean()), "ci_low": float(low[j]),
+         "ci_high": float(high[j]), "n": samples_n, "n_problems": len(columns)}
+        for j, (metric, k, samples_n) in enumerate(labels)
     ]
     return pl.DataFrame(rows, schema=PROBE_METRICS_SCHEMA)

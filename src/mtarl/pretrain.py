@@ -10,6 +10,16 @@ nearest the range, recorded as a miss). The curve of every measurement is writte
 
 Pretraining text is ``prompt + completion + EOS`` with the loss on the completion and EOS only; problems of every
 eval split are never trained on.
+
+The text gives the model latent behaviours of controlled prior (each a ``models.<name>.pretrain`` key, drawn
+independently per example; a rate of 0 draws nothing, so the random stream is that of a corpus without the key):
+- ``format_rate``: the fraction of completions in the study's format ``<think>..</think><answer>..</answer>``; the
+  others are the bare answer (plain style), which the format gate rejects;
+- ``scratchpad_rate``: among formatted completions, the fraction that work the answer out inside ``<think>``
+  (``arith.Family.scratchpad``); the others answer directly with an empty ``<think></think>``;
+- ``answer_noise`` / ``scratchpad_noise``: the fraction of direct (formatted or plain) / scratchpad answers replaced
+  by a plausible wrong one (``arith.plausible_wrong``: one digit off by one; the scratchpad itself stays right), so
+  the mode stays right while samples at T = 1 are diffuse, and each strategy has its own accuracy.
 """
 
 from __future__ import annotations
@@ -40,6 +50,9 @@ class Corpus:
     excluded: list[set[tuple[int, int]]]  # eval-split operand pairs, per family
     format_rate: float
     rng: np.random.Generator
+    scratchpad_rate: float = 0.0
+    answer_noise: float = 0.0
+    scratchpad_noise: float = 0.0
 
     def batch(self, size: int) -> tuple[list[str], list[str]]:
         prompts, completions = [], []
@@ -49,8 +62,19 @@ class Corpus:
             (a, b), = arith.sample_operands(fam, 1, self.rng, exclude=excluded)
             prompts.append(fam.prompt(a, b))
             formatted = self.rng.random() < self.format_rate
-            completions.append(arith.reference_completion(fam.answer(a, b), formatted))
+            completions.append(self.completion(fam, a, b, formatted))
         return prompts, completions
+
+    def completion(self, fam: arith.Family, a: int, b: int, formatted: bool) -> str:
+        """One completion: the strategy and the answer's noise drawn at their rates (no draw at rate 0)."""
+        scratchpad = formatted and self.draw(self.scratchpad_rate)
+        answer = fam.answer(a, b)
+        if self.draw(self.scratchpad_noise if scratchpad else self.answer_noise):
+            answer = arith.plausible_wrong(answer, self.rng)
+        return arith.reference_completion(answer, formatted, fam.scratchpad(a, b) if scratchpad else "")
+
+    def draw(self, rate: float) -> bool:
+        return rate > 0 and self.rng.random() < rate
 
 
 def operand_pairs(problems: pl.DataFrame) -> set[tuple[int, int]]:
@@ -68,7 +92,9 @@ def build_corpus(settings: dict, problems: pl.DataFrame, seed: int) -> Corpus:
         families.append(arith.FAMILIES[rows["family"][0]])
         excluded.append(operand_pairs(rows.filter(pl.col("split") == "eval")))
     weights = np.array([mixture[t] for t in mixture], dtype=float)
-    return Corpus(families, weights / weights.sum(), excluded, settings["format_rate"], np.random.default_rng(seed))
+    behaviours = {key: settings.get(key, 0.0) for key in ("scratchpad_rate", "answer_noise", "scratchpad_noise")}
+    return Corpus(families, weights / weights.sum(), excluded, settings["format_rate"], np.random.default_rng(seed),
+                  **behaviours)
 
 
 def encode_batch(tokenizer, prompts: list[str], completions: list[str]) -> dict[str, torch.Tensor]:

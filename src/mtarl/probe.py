@@ -2,7 +2,8 @@
 
 Run: ``mtarl probe --settings JSON --model-name M --task T --benchmark B --problems B.parquet
 --shard-samples S0.parquet S1.parquet ... --shard-contamination C0.parquet C1.parquet ...
---samples S.parquet --passk P.parquet --metrics M.parquet --contamination C.parquet --alignment A.parquet``
+--shard-greedy G0.parquet G1.parquet ... --samples S.parquet --passk P.parquet --metrics M.parquet
+--contamination C.parquet --alignment A.parquet``
 
 The shards (``mtarl probe_shard``) sampled ``n`` completions per problem at the rollout settings (temperature 1,
 top_p 1, top_k off) and verified them. This stage checks that the shards are complete and of one layout, then writes:
@@ -11,7 +12,9 @@ top_p 1, top_k off) and verified them. This stage checks that the shards are com
 - passk: ``k`` int (1, 2, 4, ..., n), ``pass_at_k`` float (unbiased estimator), ``n`` int, ``n_problems`` int,
   ``model``, ``task``, ``benchmark`` str;
 - metrics: ``metric`` pass@k | maj@k | avg@k, ``k``, ``value``, ``ci_low``, ``ci_high`` (bootstrap over problems),
-  ``n``, ``n_problems``, ``model``, ``task``, ``benchmark``;
+  ``n``, ``n_problems``, ``model``, ``task``, ``benchmark``; plus the base model's behaviour profile
+  (``metrics.profile_table``): ``greedy@1`` (k 1, n 1: accuracy of the shards' greedy decodes), ``format_rate`` and
+  ``strategy_share`` (k = n: share of samples passing the format gate / with a scratchpad in ``<think>``);
 - contamination: the contamination check (``mtarl.contamination``: one row per problem x ratio);
 - alignment: the verdict of this model x benchmark (``mtarl.alignment``: strong/weak from pass@k, and the paper's
   partition contaminated-strong / clean-strong / clean-weak), which the analysis reads.
@@ -58,6 +61,13 @@ def check_complete(samples: pl.DataFrame, problems: pl.DataFrame, n: int) -> Non
         raise IncompleteProbe(f"{short.height} problems do not have {n} samples, e.g. {short.row(0)}")
 
 
+def read_greedy(paths: list[str], problems: pl.DataFrame) -> pl.DataFrame:
+    """The shards' greedy decodes in problem order, after checking there is one per probed problem."""
+    greedy = pl.concat([pl.read_parquet(path) for path in paths])
+    check_complete(greedy, problems, 1)
+    return greedy
+
+
 def shard_summary(manifests: list[dict]) -> list[dict]:
     """What the gathered manifest records about each shard."""
     return [{**{k: v for k, v in record["shard"].items() if k != "ranges"}, "backend": record.get("backend"),
@@ -79,14 +89,19 @@ def alignment_rule(settings: dict) -> alignment.AlignmentRule:
 
 def run(settings: dict, model_name: str, task: str, benchmark: str, problems: str, shard_samples: list[str],
         shard_contamination: list[str], samples_path: str, passk_path: str, metrics_path: str,
-        contamination_path: str, alignment_path: str) -> pl.DataFrame:
+        contamination_path: str, alignment_path: str, shard_greedy: list[str] | None = None) -> pl.DataFrame:
     probe = settings["probe"]
-    all_samples, manifests = read_shards(shard_samples, settings, probe_problems(problems, probe))
+    probed = probe_problems(problems, probe)
+    all_samples, manifests = read_shards(shard_samples, settings, probed)
     names = dict(model=pl.lit(model_name), task=pl.lit(task), benchmark=pl.lit(benchmark))
     samples, unscorable = metrics.drop_unscorable(all_samples)  # gold answers the verifier cannot read
     table = metrics.pass_at_k_table(samples).with_columns(**names)
-    full = metrics.probe_metrics_table(with_family(samples, problems), n_boot=probe["n_boot"],
-                                       seed=probe["seed"]).with_columns(**names)
+    full = metrics.probe_metrics_table(with_family(samples, problems), n_boot=probe["n_boot"], seed=probe["seed"])
+    if shard_greedy is not None:
+        greedy = read_greedy(shard_greedy, probed).filter(pl.col("problem_id").is_in(samples["problem_id"].implode()))
+        profile = metrics.profile_table(samples, greedy, n_boot=probe["n_boot"], seed=probe["seed"])
+        full = pl.concat([full, profile])
+    full = full.with_columns(**names)
     checked = pl.concat([pl.read_parquet(path) for path in shard_contamination]).with_columns(**names)
     summary = contamination.summarize_contamination(checked) if probe["contamination"]["enabled"] else None
     verdict = alignment.alignment_table(table, alignment_rule(probe["alignment"]), summary)
@@ -117,13 +132,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard-samples", required=True, nargs="+", help="per-sample parquets of the shards, in order")
     parser.add_argument("--shard-contamination", required=True, nargs="+",
                         help="contamination parquets of the shards, in order")
+    parser.add_argument("--shard-greedy", required=True, nargs="+",
+                        help="greedy-decode parquets of the shards, in order")
     parser.add_argument("--samples", required=True, help="output per-sample parquet")
     parser.add_argument("--passk", required=True, help="output pass@k parquet")
-    parser.add_argument("--metrics", required=True, help="output parquet of pass@k, maj@k, avg@k with intervals")
+    parser.add_argument("--metrics", required=True,
+                        help="output parquet of pass@k, maj@k, avg@k and the profile (greedy@1, format_rate, "
+                             "strategy_share) with intervals")
     parser.add_argument("--contamination", required=True, help="output parquet of the contamination check")
     parser.add_argument("--alignment", required=True, help="output parquet of the alignment verdict")
 
 
 def main(args: argparse.Namespace) -> None:
     run(args.settings, args.model_name, args.task, args.benchmark, args.problems, args.shard_samples,
-        args.shard_contamination, args.samples, args.passk, args.metrics, args.contamination, args.alignment)
+        args.shard_contamination, args.samples, args.passk, args.metrics, args.contamination, args.alignment,
+        args.shard_greedy)

@@ -1,7 +1,7 @@
 """Stage ``probe_shard``: sample and verify one shard of a base model's probe on a benchmark.
 
 Run: ``mtarl probe_shard --settings JSON --model PATH_OR_ID --task T --benchmark B --problems B.parquet --shard I
---samples S.parquet --contamination C.parquet``
+--samples S.parquet --greedy G.parquet --contamination C.parquet``
 
 A probe of one model x benchmark is split by problem into ``settings['shards']`` shards, each a separate job;
 ``mtarl probe`` gathers them. Shard ``I`` covers the rows ``shard_ranges(...)[I]`` of the probed problems (the first
@@ -12,6 +12,8 @@ exactly the samples an unsharded one does. A shard with no rows (more shards tha
 Outputs, each with a manifest (model and revision, backend and its version, sampling parameters, seed, shard range,
 hardware, library versions):
 - samples: the per-sample table of ``mtarl.scoring`` for the shard's problems;
+- greedy: the same table for one greedy decode (temperature 0) of each of the shard's problems (greedy accuracy of
+  the base model's profile; it costs 1/n of the sampling);
 - contamination: the contamination check (``mtarl.contamination``) of the shard's problems among the first
   ``probe.contamination.n_problems`` of the table (empty when the check is off).
 """
@@ -76,7 +78,7 @@ def contamination_check(sampler, rows: pl.DataFrame, ratios: list[float]) -> pl.
 
 
 def run(settings: dict, model: str, task: str, benchmark: str, problems: str, shard: int, samples_path: str,
-        contamination_path: str) -> pl.DataFrame:
+        contamination_path: str, greedy_path: str | None = None) -> pl.DataFrame:
     probe, sampling = settings["probe"], settings["sampling"]
     table = probe_problems(problems, probe)
     ranges = layout(settings, table.height)
@@ -85,8 +87,9 @@ def run(settings: dict, model: str, task: str, benchmark: str, problems: str, sh
     start, stop = ranges[shard]
     rows = table.slice(start, stop - start)
     params = scoring.sampling_params(sampling, n=probe["n"], seed=probe["seed"])
+    greedy_params = scoring.sampling_params(sampling, n=1, seed=probe["seed"], temperature=0.0, top_p=1.0, top_k=0)
     started = time.time()
-    samples = pl.DataFrame(schema=scoring.SAMPLE_SCHEMA)
+    samples = greedy = pl.DataFrame(schema=scoring.SAMPLE_SCHEMA)
     checked = pl.DataFrame(schema=contamination.CONTAMINATION_SCHEMA)
     backend = {"backend": sampling["backend"]}
     if rows.height:  # an empty shard loads no model
@@ -95,6 +98,8 @@ def run(settings: dict, model: str, task: str, benchmark: str, problems: str, sh
                                        chat=chat, dtype=sampling["dtype"])
         backend = sampler.describe()
         samples = scoring.sample_and_score(sampler, rows, params, first_index=start)
+        if greedy_path is not None:  # a greedy decode needs no seed, so no seed block either: first_index 0
+            greedy = scoring.sample_and_score(sampler, rows, greedy_params)
         to_check = rows_to_check(rows, start, probe["contamination"])
         if to_check.height:
             checked = contamination_check(sampler, to_check, probe["contamination"]["ratios"])
@@ -106,6 +111,8 @@ def run(settings: dict, model: str, task: str, benchmark: str, problems: str, sh
                          wall_seconds=round(elapsed, 1))
     io.write_parquet(samples, samples_path, record)
     io.write_parquet(checked, contamination_path, record)
+    if greedy_path is not None:
+        io.write_parquet(greedy, greedy_path, {**record, "sampling": greedy_params.to_dict()})
     print(f"probe_shard: {model} x {task}/{benchmark} shard {shard} (rows {start}-{stop} of {table.height}): "
           f"{samples.height} samples, {checked.height} contamination rows in {elapsed:.1f}s")
     return samples
@@ -119,8 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", required=True, type=int, help="index of the shard (0-based)")
     parser.add_argument("--samples", required=True, help="output per-sample parquet of the shard")
     parser.add_argument("--contamination", required=True, help="output contamination parquet of the shard")
+    parser.add_argument("--greedy", required=True, help="output per-sample parquet of the shard's greedy decodes")
 
 
 def main(args: argparse.Namespace) -> None:
     run(args.settings, args.model, args.task, args.benchmark, args.problems, args.shard, args.samples,
-        args.contamination)
+        args.contamination, args.greedy)

@@ -12,7 +12,8 @@
 
 ``majority`` and ``self_certainty`` need the whole group or the policy, so the trainer computes them
 (``mtarl.rl``) with the pure functions here; every other reward is computed per completion by ``RewardFunction``,
-which also logs the ground-truth accuracy and format rate whatever the training reward is.
+which also logs the ground-truth accuracy, format rate and strategy share (completions with a scratchpad,
+``tasks.has_scratchpad``) whatever the training reward is.
 
 A problem whose gold the verifier cannot score (``Verdict.accurate is None``) gets ``None`` from ``ground_truth`` and
 ``incorrect`` (TRL: NaN; ``mtarl.rl.advantages``: advantage 0, out of its group's statistics).
@@ -122,6 +123,7 @@ class RewardFunction:
             if scored is not None:
                 log_metric("gt_accuracy", scored)
             log_metric("format_rate", sum(v.format_ok for v in verdicts) / len(verdicts))
+            log_metric("strategy_share", sum(map(tasks.has_scratchpad, texts)) / len(texts))
         step = trainer_state.global_step if trainer_state is not None else 0
         return self.score(verdicts, id, step)
 

@@ -13,12 +13,14 @@ A variant is its settings: ``reward`` (mtarl.rewards), ``estimator`` (mtarl.rl.a
   Then the checkpoints' optimizer state is deleted (``drop_optimizer_state``) unless ``keep_optimizer_state``.
 
 ``metrics.jsonl``: one JSON object per optimizer step with ``step`` and TRL's logged values, among them ``reward``,
-``reward_std``, ``gt_accuracy`` (ground-truth accuracy, whatever the training reward), ``format_rate``, ``entropy``,
-``completions/mean_length``, ``clip_ratio/region_mean``, ``frac_reward_zero_std``, ``loss``, ``learning_rate``,
-with dynamic sampling ``dynamic/gen_batches``, ``dynamic/kept_fraction``, ``dynamic/duplication_fraction``, and
-every ``val_every`` steps ``val/avg@<val_n>`` on the eval split. ``examples.jsonl``: per generation batch, the
-ground-truth accuracy of each prompt id's group and the epoch (the history one-shot selection reads). With
-``train_subset`` N the run trains on N problems of the split (``oneshot.candidate_subset``), one-shot's candidates.
+``reward_std``, ``gt_accuracy`` (ground-truth accuracy, whatever the training reward), ``format_rate``,
+``strategy_share`` (completions with a scratchpad in ``<think>``), ``entropy``, ``completions/mean_length``,
+``clip_ratio/region_mean`` (with ``clip_ratio/low_mean``, ``clip_ratio/high_mean``: fractions of clipped tokens),
+``frac_reward_zero_std``, ``loss``, ``learning_rate``, with dynamic sampling ``dynamic/gen_batches``,
+``dynamic/kept_fraction``, ``dynamic/duplication_fraction``, and every ``val_every`` steps ``val/avg@<val_n>`` on
+the eval split. ``examples.jsonl``: per generation batch, the ground-truth accuracy of each prompt id's group and the
+epoch (the history one-shot selection reads). With ``train_subset`` N the run trains on N problems of the split
+(``oneshot.candidate_subset``), one-shot's candidates.
 
 Settings map to TRL as in libraries.md 1.3: ``prompts_per_step`` x ``num_generations`` completions per generation
 batch, split into ``steps_per_generation`` optimizer steps of ``gradient_accumulation_steps`` micro-batches each (TRL's

@@ -11,6 +11,7 @@ rule probe_shard:
     output:
         samples=f"{PROBE}/shards/{{shard}}/samples.parquet",
         contamination=f"{PROBE}/shards/{{shard}}/contamination.parquet",
+        greedy=f"{PROBE}/shards/{{shard}}/greedy.parquet",
     log:
         "logs/probe/{model}/{task}/{benchmark}/shard{shard}.log",
     benchmark:
@@ -30,15 +31,17 @@ rule probe_shard:
         "mtarl probe_shard --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
         "--model {params.model:q} --task {wildcards.task} --benchmark {wildcards.benchmark} "
         "--problems {input.problems} --shard {wildcards.shard} "
-        "--samples {output.samples} --contamination {output.contamination} > {log} 2>&1"
+        "--samples {output.samples} --contamination {output.contamination} --greedy {output.greedy} > {log} 2>&1"
 
 
 rule probe:
-    """pass@k, maj@k and avg@k of a base model on one benchmark, its contamination check and alignment verdict."""
+    """pass@k, maj@k, avg@k and the profile (greedy@1, format and strategy shares) of a base model on one benchmark,
+    its contamination check and alignment verdict."""
     input:
         problems=problems("{task}", "{benchmark}"),
         samples=lambda wildcards: probe_shard_files(wildcards, "samples"),
         contamination=lambda wildcards: probe_shard_files(wildcards, "contamination"),
+        greedy=lambda wildcards: probe_shard_files(wildcards, "greedy"),
     output:
         samples=f"{PROBE}/samples.parquet",
         passk=f"{PROBE}/passk.parquet",
@@ -61,6 +64,6 @@ rule probe:
         "mtarl probe --settings {params.settings:q} --threads {threads} "
         "--model-name {wildcards.model} --task {wildcards.task} --benchmark {wildcards.benchmark} "
         "--problems {input.problems} "
-        "--shard-samples {input.samples} --shard-contamination {input.contamination} "
+        "--shard-samples {input.samples} --shard-contamination {input.contamination} --shard-greedy {input.greedy} "
         "--samples {output.samples} --passk {output.passk} --metrics {output.metrics} "
         "--contamination {output.contamination} --alignment {output.alignment} > {log} 2>&1"

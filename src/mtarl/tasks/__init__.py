@@ -3,6 +3,8 @@
 A completion is scored in two parts, as the study's rewards need them separately:
 - ``has_format``: the format gate, ``<think>...</think>`` then ``<answer>...</answer>`` (across newlines);
 - ``extract_answer``: the content of the *last* ``<answer>`` block (across newlines), or ``None``.
+``has_scratchpad`` (a diagnostic, not a score) tells the two strategies apart: work written inside ``<think>``, or a
+direct answer after an empty one.
 A task family then decides whether an extracted answer equals the gold one. ``correct`` in every output table is
 the gated score ``fmt * acc``, the quantity the ground-truth reward trains on; it is None (null) for every answer to
 a problem whose gold answer the verifier cannot read (a math gold math-verify parses nothing from): such problems
@@ -18,6 +20,7 @@ from typing import Callable
 # study.md 6.1 (project default): DOTALL, full match on the stripped response.
 FORMAT_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
 
 def has_format(completion: str) -> bool:
@@ -29,6 +32,13 @@ def extract_answer(completion: str) -> str | None:
     """The stripped content of the last ``<answer>...</answer>`` block, or ``None`` if there is none."""
     matches = ANSWER_RE.findall(completion)
     return matches[-1].strip() if matches else None
+
+
+def has_scratchpad(completion: str) -> bool:
+    """Whether the completion's first ``<think>...</think>`` block holds anything but whitespace (the scratchpad
+    strategy; formatted or not)."""
+    match = THINK_RE.search(completion)
+    return match is not None and match.group(1).strip() != ""
 
 
 @dataclass(frozen=True)
@@ -91,5 +101,5 @@ from mtarl.tasks import arith  # noqa: E402  (registers the miniature families)
 from mtarl.tasks import math  # noqa: E402  (registers the paper's math family)
 from mtarl.tasks import korbench, synlogic  # noqa: E402  (registers the SynLogic-Easy and KOR-Bench families)
 
-__all__ = ["Verdict", "arith", "extract_answer", "has_format", "known_families", "register", "verify",
+__all__ = ["Verdict", "arith", "extract_answer", "has_format", "has_scratchpad", "known_families", "register", "verify",
            "verify_batch"]
