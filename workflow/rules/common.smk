@@ -106,11 +106,19 @@ def image(kind):
 
 
 def uses_gpu(stage):
-    """GPUs a job of ``stage`` needs: training on CUDA, sampling with vLLM or on CUDA."""
+    """GPUs a job of ``stage`` needs: training on CUDA (train.gpus_per_run), sampling with vLLM or on CUDA (one)."""
     on_cuda = config["train"]["defaults"]["device"] == "cuda"
     if stage == "train":
-        return int(on_cuda)
+        return config["train"].get("gpus_per_run", 1) if on_cuda else 0
     return int(on_cuda or config["sampling"]["backend"] == "vllm")
+
+
+def train_launch(wildcards):
+    """The launcher of a training run's processes (mtarl.launch): accelerate launch, torchrun, or none."""
+    from mtarl.launch import launcher
+
+    variant, seed = mtarl_config.parse_run(wildcards.run)
+    return launcher(mtarl_config.train_settings(config, variant, seed))
 
 
 def stage_kind():

@@ -11,6 +11,7 @@ rule train:
         model=base_model_param,
         work=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/work",
         history=history_option,
+        launch=train_launch,
     log:
         "logs/train/{model}/{task}/{run}.log",
     benchmark:
@@ -24,7 +25,7 @@ rule train:
         image(stage_kind())
     shell:
         "mtarl train --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
-        "--model {params.model:q} "
+        "--launch {params.launch:q} --model {params.model:q} "
         "--problems {input.problems} --eval-problems {input.eval_problems} {params.history} "
         "--work {params.work} --out {output.model} --metrics {output.metrics} --examples {output.examples} "
         ">> {log} 2>&1"
