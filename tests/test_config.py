@@ -116,6 +116,6 @@ def test_run_names_round_trip(default):
 def test_cli_offers_the_six_stages():
     from mtarl.cli import STAGES, build_parser
 
-    assert tuple(STAGES) == ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate", "analyze")
+    assert tuple(STAGES) == ("prepare", "pretrain", "probe_shard", "probe", "train", "evaluate", "analyze", "plan")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--settings", "[1, 2]"])

@@ -7,7 +7,9 @@ The module fixture installs (apt) and starts munge, MariaDB + slurmdbd, slurmctl
 `snakemake --profile workflow/profiles/slurm --profile tests/profiles/slurm-test --configfile config/smoke.yaml`
 once. The project profile is used as it is, minus its container keys (the image is tests/test_containers.py's
 business); tests/profiles/slurm-test only replaces the site values (partition, account, sizes) with the test
-cluster's, and marks probe_shard/train/evaluate as GPU jobs. The tests then read the run's sbatch calls (--verbose),
+cluster's, and marks probe_shard/train/evaluate as GPU jobs. Training runs with two processes per job
+(``train.gpus_per_run: 2``, torchrun on CPU) through the launch path of a paper run (mtarl.launch), on both fake GPUs.
+The tests then read the run's sbatch calls (--verbose),
 SLURM's own accounting (sacct) and the outputs, which must equal those of a local run.
 Skipped only where the cluster cannot be started (not root, no apt); under CI it must run.
 """
@@ -80,11 +82,12 @@ def slurm_run(cluster, tmp_path_factory) -> SimpleNamespace:
         profile.pop(key)
     (base / "profile").mkdir()
     (base / "profile/config.yaml").write_text(yaml.safe_dump(profile))
+    (base / "two-processes.yaml").write_text("train: {gpus_per_run: 2}\n")
     workdir = base / "run"
     command = ["timeout", "-s", "KILL", str(RUN_LIMIT_S), sys.executable, "-m", "snakemake",
                "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                "--profile", str(base / "profile"), "--profile", str(REPO / "tests/profiles/slurm-test"),
-               "--configfile", str(REPO / "config/smoke.yaml"), "--verbose"]
+               "--configfile", str(REPO / "config/smoke.yaml"), str(base / "two-processes.yaml"), "--verbose"]
     started = time.monotonic()
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     seconds = time.monotonic() - started
@@ -163,18 +166,32 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run):
         assert " -p debug" in line and " -A testacct" in line and " --requeue" in line, line
 
 
+GPUS = {"probe_shard": 1, "train": 2, "evaluate": 1}  # tests/profiles/slurm-test
+
+
 def test_gpu_rules_asked_for_gpus(slurm_run):
     assert slurm_run.rc == 0, f"see test_smoke_study_succeeds_on_slurm; log: {slurm_run.logfile}"
     for rule, lines in sbatch_calls(slurm_run.log).items():
         for line in lines:
             if rule in GPU_RULES:
-                assert "--gpus=1" in line and "--cpus-per-gpu=1" in line, line
+                assert f"--gpus={GPUS[rule]}" in line and "--cpus-per-gpu=1" in line, line
             else:
                 assert "--gpus" not in line and "--gres" not in line and "--cpus-per-task=1" in line, line
-    # what SLURM allocated: one of the two fake GPUs for each GPU job, none for the others
+    # what SLURM allocated: one of the two fake GPUs for each sampling job, both for a train job, none for the others
     for job in sacct_jobs(slurm_run.uuid):
         gpus = re.search(r"gres/gpu=(\d+)", job["AllocTRES"])
-        assert (int(gpus[1]) if gpus else 0) == (rule_of(job["Comment"]) in GPU_RULES), job
+        assert (int(gpus[1]) if gpus else 0) == GPUS.get(rule_of(job["Comment"]), 0), job
+
+
+def test_training_ran_two_processes_through_the_launcher(slurm_run):
+    assert slurm_run.rc == 0, f"see test_smoke_study_succeeds_on_slurm; log: {slurm_run.logfile}"
+    manifests = sorted(slurm_run.workdir.glob("results/train/*/*/*/model/mtarl_manifest.json"))
+    assert len(manifests) == 8
+    for path in manifests:
+        precision = yaml.safe_load(path.read_text())["precision"]  # JSON is YAML
+        assert (precision["processes"], precision["distributed_type"]) == (2, "MULTI_CPU"), path
+        log = (slurm_run.workdir / "logs/train" / path.parts[-5] / path.parts[-4] / f"{path.parts[-3]}.log")
+        assert "train: launching torchrun --standalone --nproc_per_node 2 -m mtarl.cli train" in log.read_text()
 
 
 def test_outputs_match_a_local_run(slurm_run, local_run):

@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
@@ -59,32 +60,64 @@ FINGERPRINT_NAME = "mtarl_fingerprint.json"
 
 
 class StepLogger(TrainerCallback):
-    """Append each optimizer step's logs to metrics.jsonl, with validation avg@k every ``val_every`` steps."""
+    """Append each optimizer step's logs to metrics.jsonl, with validation avg@k every ``val_every`` steps.
 
-    def __init__(self, path: Path, settings: dict, eval_problems: pl.DataFrame, tokenizer, chat: dict | None):
+    Validation runs in every process, each on its share of the problems (equal shares, so that every process makes
+    the same number of generate calls: sharded engines gather weights in every forward, and transformers keeps the
+    processes in step, ``synced_gpus``); ``batch`` sequences per generate call bound its memory.
+    """
+
+    def __init__(self, path: Path, settings: dict, eval_problems: pl.DataFrame, tokenizer, chat: dict | None,
+                 batch: int = 64):
         self.path, self.settings, self.eval_problems, self.tokenizer = path, settings, eval_problems, tokenizer
-        self.chat = chat
+        self.chat, self.batch = chat, batch
         self.pending: dict = {}
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         every = self.settings["val_every"]
-        if every and state.global_step % every == 0 and state.is_world_process_zero:
+        if every and state.global_step % every == 0:
             self.pending = self.validate(model, state.global_step)
 
     def validate(self, model, step: int) -> dict:
         params = SamplingParams(n=self.settings["val_n"], max_new_tokens=self.settings["max_completion_length"],
                                 temperature=self.settings["temperature"], top_p=self.settings["val_top_p"], seed=step)
+        rank, world = process_layout()
+        share, real = problem_share(self.eval_problems, rank, world)
         was_training = model.training
         model.eval()
-        samples = scoring.sample_and_score(HFSampler(model, self.tokenizer, chat=self.chat), self.eval_problems, params)
+        sampler = HFSampler(model, self.tokenizer, max_batch_sequences=max(self.batch, params.n), chat=self.chat)
+        samples = scoring.sample_and_score(sampler, share, params)
         model.train(was_training)
-        return {f"val/avg@{params.n}": float(samples["correct"].mean())}
+        correct = samples["correct"].head(real * params.n).to_list()
+        everything = [correct]
+        if world > 1:
+            everything = [None] * world
+            torch.distributed.all_gather_object(everything, correct)
+        flat = [c for part in everything for c in part]
+        return {f"val/avg@{params.n}": float(sum(flat) / len(flat))}
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:
             record = {"step": state.global_step, "time": time.time(), **logs, **self.pending}
             self.pending = {}
             io.append_jsonl(record, self.path)
+
+
+def process_layout() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside a distributed run."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def problem_share(problems: pl.DataFrame, rank: int, world: int) -> tuple[pl.DataFrame, int]:
+    """Rows rank, rank + world, ... of ``problems``, padded with row 0 to the largest share; and the real count."""
+    share = problems.gather_every(world, offset=rank) if rank < problems.height else problems.head(0)
+    size = -(-problems.height // world)
+    real = share.height
+    if real < size:
+        share = pl.concat([share, *[problems.head(1)] * (size - real)])
+    return share, real
 
 
 def grpo_config(settings: dict, work_dir: Path, stop_ids: list[int] | None = None) -> GRPOConfig:
@@ -240,7 +273,8 @@ def build_trainer(settings: dict, model_path: str, problems_path: str, eval_path
         args=args,
         train_dataset=Dataset.from_dict(problems.to_dict(as_series=False)),
         processing_class=tokenizer,
-        callbacks=[StepLogger(work / LOG_NAME, settings, eval_problems, tokenizer, chat)],
+        callbacks=[StepLogger(work / LOG_NAME, settings, eval_problems, tokenizer, chat,
+                              batch=args.per_device_train_batch_size)],
         **trainer_kwargs,
     )
     return trainer, {"chat": chat, "stop_token_ids": stop_ids, "data": data_record}
