@@ -166,3 +166,22 @@ def test_two_cpu_processes_agree_with_one(tmp_path, random_model_dir, add3_probl
     assert one["majority"]["rewards"] != one["ground_truth"]["rewards"], "the vote differs from the ground truth"
     kept = one["dynamic"]["kept"][0]
     assert len(kept) == 3 and any(batch > 0 for batch, _ in kept), "dynamic sampling drew and kept a refill"
+
+
+def test_self_certainty_logprobs_in_bounded_chunks_equal_the_full_computation(repo, tmp_path, random_model_dir,
+                                                                                add3_problems):
+    s = {**paper_precision(repo), "reward": "self_certainty", "temperature": 0.7, "mixed_precision": "no",
+         "prompts_per_step": 1, "num_generations": 2, "steps_per_generation": 2}  # micro-batch of 1 row
+    trainer, _ = train_stage.build_trainer(s, str(random_model_dir), str(add3_problems["train"]),
+                                           str(add3_problems["eval"]), tmp_path / "work")
+    assert trainer.args.per_device_train_batch_size == 1
+    tokenizer = trainer.processing_class
+    prompts = ["123+456=", "12+3="]
+    completions = [tokenizer("579</answer>", add_special_tokens=False)["input_ids"], []]
+    got = trainer._mean_logprobs(prompts, completions)
+    ids = torch.tensor([tokenizer(prompts[0], add_special_tokens=False)["input_ids"] + completions[0]])
+    with torch.no_grad():
+        logits = trainer.model(input_ids=ids).logits[0, :-1] / 0.7
+    full = torch.log_softmax(logits.float(), -1).gather(-1, ids[0, 1:, None]).squeeze(-1)[-len(completions[0]):]
+    assert got[0].item() == pytest.approx(full.mean().item(), abs=1e-5)
+    assert got[1].item() == 0.0, "an empty completion scores 0"

@@ -235,42 +235,24 @@ class MtarlGRPOTrainer(GRPOTrainer):
     def _mean_logprobs(self, prompts, completion_ids_list) -> torch.Tensor:
         """Mean token log-prob of each completion under the current (pre-update) policy, at the rollout temperature.
 
-        Bounded memory: ``per_device_train_batch_size`` rows per forward, and full-vocabulary logits for at most
-        ``LOGIT_TOKENS`` positions at a time.
+        Through TRL's own log-prob routine (as for its loss): prompts left-padded, completions right-padded,
+        ``per_device_train_batch_size`` rows per forward and no full-vocabulary logits materialised (TRL's fused,
+        chunked LM head), so memory stays bounded and sharded engines work as in training.
         """
-        prompt_ids, _, _ = self._tokenize_prompts(prompts)
-        rows = self.args.per_device_train_batch_size
-        values = []
-        for start in range(0, len(prompt_ids), rows):
-            values += self._mean_logprobs_chunk(prompt_ids[start : start + rows],
-                                                completion_ids_list[start : start + rows])
-        return torch.stack(values)
-
-    LOGIT_TOKENS = 4096
-
-    def _mean_logprobs_chunk(self, prompt_ids, completion_ids_list) -> list[torch.Tensor]:
         device = self.accelerator.device
-        seqs = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids_list)]
-        width = max(map(len, seqs))
+        prompt_ids, _, _ = self._tokenize_prompts(prompts)
         pad = self.processing_class.pad_token_id
-        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
-        hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-        head = self.model.get_output_embeddings()
-        values = []
+        P, C = max(map(len, prompt_ids)), max(1, max(map(len, completion_ids_list)))
+        ids = torch.full((len(prompt_ids), P + C), pad, dtype=torch.long, device=device)
+        mask = torch.zeros_like(ids)
         for row, (p, c) in enumerate(zip(prompt_ids, completion_ids_list)):
-            if not len(c):
-                values.append(torch.tensor(0.0, device=device))
-                continue
-            positions = hidden[row, len(p) - 1 : len(p) - 1 + len(c)]
-            targets = ids[row, len(p) : len(p) + len(c)]
-            total = torch.zeros((), device=device)
-            for t in range(0, len(c), self.LOGIT_TOKENS):
-                logits = head(positions[t : t + self.LOGIT_TOKENS]).float() / self.temperature
-                picked = logits.gather(-1, targets[t : t + self.LOGIT_TOKENS, None]).squeeze(-1)
-                total = total + (picked - torch.logsumexp(logits, dim=-1)).sum()
-            values.append(total / len(c))
-        return values
+            ids[row, P - len(p) : P] = torch.tensor(list(p), device=device)
+            ids[row, P : P + len(c)] = torch.tensor(list(c), dtype=torch.long, device=device)
+            mask[row, P - len(p) : P + len(c)] = 1
+        logps, _, _ = self._get_per_token_logps_and_entropies(self.model, ids, mask, C,
+                                                              batch_size=self.args.per_device_train_batch_size)
+        completion_mask = mask[:, P:].float()
+        return (logps * completion_mask).sum(dim=1) / completion_mask.sum(dim=1).clamp(min=1)
 
     def _log_examples(self, inputs) -> None:
         """Per prompt id, the ground-truth accuracy of its group in this generation batch (one-shot selection)."""
