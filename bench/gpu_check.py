@@ -342,8 +342,8 @@ def run_train_check(args: argparse.Namespace, model_dir: str, checks: dict) -> N
     checks["train_steps"] = (all(r["steps"] == args.train_steps for r in runs), f"{[r['steps'] for r in runs]}")
     checks["train_master_fp32"] = (all(r["master_dtype"] == "float32" for r in runs),
                                    f"{[r['master_dtype'] for r in runs]}")
-    checks["train_stop_ids"] = (all(r["rollout_stop_ids"] and set(r["stop_ids"]) <= set(r["rollout_stop_ids"][0])
-                                    for r in runs), f"pinned {runs[0]['stop_ids']}, rollouts {runs[0]['rollout_stop_ids']}")
+    stops = all(r["rollout_stop_ids"] and set(r["stop_ids"]) <= set(r["rollout_stop_ids"][0]) for r in runs)
+    checks["train_stop_ids"] = (stops, f"pinned {runs[0]['stop_ids']}, rollouts {runs[0]['rollout_stop_ids']}")
     checks["train_seeds_differ"] = (runs[0]["first_rollouts"] != runs[1]["first_rollouts"],
                                     f"first rollouts of seeds {args.train_seeds} differ")
 

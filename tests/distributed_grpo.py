@@ -30,8 +30,10 @@ VARIANTS = {
                                                                      "fill": "duplicate"}},
     "majority": {"reward": "majority", "dynamic_sampling": {"enabled": False, "max_gen_batches": 2,
                                                              "fill": "duplicate"}},
-    "dynamic": {"reward": "ground_truth", "dynamic_sampling": {"enabled": True, "max_gen_batches": 3,
-                                                                "fill": "duplicate"}},
+    # Random rewards: their draws hang on each sample's index within its prompt's group, which a split group must
+    # count across processes.
+    "dynamic": {"reward": "random", "p": 0.15,
+                "dynamic_sampling": {"enabled": True, "max_gen_batches": 3, "fill": "duplicate"}},
 }
 
 

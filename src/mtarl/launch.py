@@ -10,7 +10,7 @@ on a local GPU box (``MTARL_LOCAL_GPUS``: the parent holds the GPU slots, the pr
 | one process, engine none          | none: ``mtarl train`` runs in place                                       |
 | cuda, ``engine`` fsdp2 or zero3   | ``accelerate launch --config_file workflow/accelerate/<engine>.yaml ...`` |
 | cuda, engine none, N > 1          | ``accelerate launch --multi_gpu ...`` (DDP; fits small models only)       |
-| cpu, N > 1                        | ``torchrun --standalone --nproc_per_node N`` (gloo; ``accelerate --cpu`` starts one) |
+| cpu, N > 1                        | ``torchrun --standalone --nproc_per_node N`` (gloo; accelerate --cpu starts one) |
 
 Ports: ``--main_process_port 0`` and ``--standalone`` let the OS pick a free rendezvous port, so two jobs on one
 node never collide (accelerate's default 29500 would).

@@ -212,6 +212,8 @@ class MtarlGRPOTrainer(GRPOTrainer):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         if self.variant.group_reward == "majority":
             rewards_per_func[:, 0] = self._majority_rewards(inputs).to(rewards_per_func.device)
+        elif self.reward_function.reward == "random":
+            rewards_per_func[:, 0] = self._random_rewards(inputs).to(rewards_per_func.device)
         elif self.variant.group_reward == "self_certainty":
             local = self._mean_logprobs(prompts, completion_ids_list).to(rewards_per_func.device)
             rewards_per_func[:, 0] = gather(local)
@@ -230,6 +232,15 @@ class MtarlGRPOTrainer(GRPOTrainer):
         formats = [fmt for _, _, fmt in everything]
         values = R.majority_rewards(keys, formats, G, self.variant.gate, self.variant.voters)
         return torch.tensor(values, dtype=torch.float32)
+
+    def _random_rewards(self, inputs) -> torch.Tensor:
+        """Random rewards drawn by each sample's index among its prompt's samples in the whole generation batch (a
+        process's slice may hold part of a group, so the index must be counted after the gather)."""
+        local = [(x["id"], v) for x, v in zip(inputs, self.reward_function.last_verdicts)]
+        everything = gather_object(local)
+        f = self.reward_function
+        draws = R.bernoulli_draws(f.seed, self.state.global_step, [pid for pid, _ in everything], f.p)
+        return torch.tensor(R.random_reward([v for _, v in everything], draws, f.gate), dtype=torch.float32)
 
     @torch.no_grad()
     def _mean_logprobs(self, prompts, completion_ids_list) -> torch.Tensor:
