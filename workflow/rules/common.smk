@@ -114,11 +114,14 @@ def uses_gpu(stage):
 
 
 def train_launch(wildcards):
-    """The launcher of a training run's processes (mtarl.launch): accelerate launch, torchrun, or none."""
+    """``--launch`` and the launcher of a training run's processes (mtarl.launch), or nothing for one process."""
+    import shlex
+
     from mtarl.launch import launcher
 
     variant, seed = mtarl_config.parse_run(wildcards.run)
-    return launcher(mtarl_config.train_settings(config, variant, seed))
+    prefix = launcher(mtarl_config.train_settings(config, variant, seed))
+    return f"--launch {shlex.quote(prefix)}" if prefix else ""
 
 
 def stage_kind():

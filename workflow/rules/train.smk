@@ -25,7 +25,7 @@ rule train:
         image(stage_kind())
     shell:
         "mtarl train --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
-        "--launch {params.launch:q} --model {params.model:q} "
+        "{params.launch} --model {params.model:q} "
         "--problems {input.problems} --eval-problems {input.eval_problems} {params.history} "
         "--work {params.work} --out {output.model} --metrics {output.metrics} --examples {output.examples} "
         ">> {log} 2>&1"
