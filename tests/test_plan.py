@@ -64,6 +64,11 @@ def test_qwen_numbers_in_gigabytes(repo):
     assert round(memory["peak"], 1) == 71.2
     # vLLM's 24 GB share: 15.23 GB bf16 weights and 2 GB overhead leave 6.77e9 / 57344 B = 118037 KV tokens.
     assert plan.vllm_kv_tokens(QWEN, 24.0) == int((24e9 - 7_615_616_512 * 2 - 2e9) // 57_344) == 118_037
+    # A probe/evaluate job: one vLLM engine at 0.9 of the GPU, 72 GB: (72e9 - 15.23e9 - 2e9) / 57344 B.
+    rows, _ = plan.plan(paper(repo))
+    sampling = next(r for r in rows if r["model"] == "qwen" and r.get("sampling"))
+    assert (sampling["gpus"], sampling["peak"]) == (1, pytest.approx(72.0))
+    assert sampling["vllm_kv_tokens"] == int((72e9 - 7_615_616_512 * 2 - 2e9) // 57_344) == 955_091
 
 
 def test_paper_config_fits_eight_80gb_gpus(repo):

@@ -20,7 +20,8 @@ sequences of S = max_prompt_length + max_new_tokens tokens (T = b x S tokens), p
 Inside its share vLLM holds the bf16 weights (P x 2) and ``VLLM_OVERHEAD_GB``; the rest is KV cache at
 2 x L x kv x d x 2 bytes per token. A share too small for one S-token sequence is rejected. The working-set and
 overhead terms are estimates (../shared/reference/distributed.md section 3): bench/gpu_check.py measures the real peak.
-Probe and evaluation jobs sample with one vLLM engine on one GPU: its weights must fit.
+Probe and evaluation jobs sample with one vLLM engine on one GPU (0.9 of it): the weights and one sequence's KV
+cache must fit.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ GB = 1e9
 OVERHEAD_GB = 4.0
 VLLM_OVERHEAD_GB = 2.0
 LOGPROB_TILE = (4096, 32768)
+SAMPLING_UTILIZATION = 0.9  # mtarl.sampling_vllm.VLLMSampler's default
 NO_CKPT = 8  # without checkpointing a layer keeps ~8x its input for backward (rough; the plan is for checkpointing)
 
 
@@ -163,7 +165,22 @@ def plan(config: dict) -> tuple[list[dict], list[str]]:
                 row["vllm_kv_tokens"] = vllm_kv_tokens(shape, memory["vllm_reserved"])
             rows.append(row)
             problems += row_problems(row, settings, capacity)
+        if config["sampling"]["backend"] == "vllm":
+            rows.append(sampling_row(name, shape, config, capacity or 0.0))
+            if rows[-1]["vllm_kv_tokens"] < rows[-1]["sequence"]:
+                problems.append(f"{name} probe_shard/evaluate: vLLM's {rows[-1]['peak']:.1f} GB leave KV cache for "
+                                f"{rows[-1]['vllm_kv_tokens']} tokens, less than one {rows[-1]['sequence']}-token "
+                                "sequence")
     return rows, problems
+
+
+def sampling_row(name: str, shape: Shape, config: dict, capacity: float) -> dict:
+    """A probe or evaluation job: one vLLM engine (mtarl.sampling_vllm, 0.9 of the GPU) on one GPU."""
+    reserved = SAMPLING_UTILIZATION * capacity
+    sequence = config["train"]["defaults"].get("max_prompt_length", 2048) + config["sampling"]["max_new_tokens"]
+    return {"model": name, "job": "probe_shard/evaluate (vLLM)", "gpus": 1, "processes": 1, "peak": reserved,
+            "vllm_kv_tokens": vllm_kv_tokens(shape, reserved), "sequence": sequence, "sampling": True,
+            "weights": shape.parameters() * 2 / GB}
 
 
 def row_problems(row: dict, settings: dict, capacity: float | None) -> list[str]:
@@ -202,6 +219,10 @@ def grouped(rows: list[dict]) -> list[dict]:
 def format_rows(rows: list[dict], capacity: float | None) -> str:
     lines = []
     for row in grouped(rows):
+        if row.get("sampling"):
+            lines.append(f"{row['model']}: {row['job']}\n    1 GPU, 1 process: vLLM reserves {row['peak']:.1f} GB "
+                         f"(bf16 weights {row.get('weights', 0):.1f} GB), KV cache {row['vllm_kv_tokens']} tokens")
+            continue
         if row.get("device") == "cpu":
             lines.append(f"{row['model']}: {row['job']}\n    CPU, {row['processes']} process(es)")
             continue
@@ -226,7 +247,7 @@ def main(args: argparse.Namespace) -> None:
     print(format_rows(rows, capacity))
     if problems:
         raise SystemExit("mtarl plan: the configuration does not fit:\n  - " + "\n  - ".join(problems))
-    gpu_rows = [r for r in rows if r.get("device") != "cpu"]
+    gpu_rows = [r for r in rows if r.get("device") != "cpu" and not r.get("sampling")]
     if gpu_rows:
         worst = max(gpu_rows, key=lambda r: r["peak"])
         print(f"fits: every job within {capacity:g} GB per GPU; tightest {worst['model']} {worst['job']} at "
