@@ -8,7 +8,7 @@ The module fixture installs (apt) and starts munge, MariaDB + slurmdbd, slurmctl
 once. The project profile is used as it is, minus its container keys (the image is tests/test_containers.py's
 business); tests/profiles/slurm-test only replaces the site values (partition, account, sizes) with the test
 cluster's, and marks probe_shard/train/evaluate as GPU jobs. Training runs with two processes per job
-(``train.gpus_per_run: 2``, torchrun on CPU) through the launch path of a paper run (mtarl.launch), on both fake GPUs.
+(``train.gpus_per_run: 2``, torchrun on CPU) through the launch path of a paper run (mtarl.launch).
 The tests then read the run's sbatch calls (--verbose),
 SLURM's own accounting (sacct) and the outputs, which must equal those of a local run.
 Skipped only where the cluster cannot be started (not root, no apt); under CI it must run.
@@ -36,8 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 # Upper bound of the SLURM run: the executor plugin waits forever if sacct fails, and ignores SIGTERM while
-# jobs run, so the run is killed with SIGKILL. It takes about 3 min on an idle 2-core machine.
-RUN_LIMIT_S = 480
+# jobs run, so the run is killed with SIGKILL. It takes about 3 min on an idle 2-core machine; on a loaded one, raise
+# the bound with MTARL_SLURM_RUN_LIMIT_S.
+RUN_LIMIT_S = int(os.environ.get("MTARL_SLURM_RUN_LIMIT_S", "480"))
 GPU_RULES = {"probe_shard", "train", "evaluate"}
 # Tables that depend on nothing but config and seeds (one thread per job in both runs), compared with a local run.
 DETERMINISTIC = ["results/data/*/*.parquet", "results/models/*/curve.parquet",
@@ -166,21 +167,18 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run):
         assert " -p debug" in line and " -A testacct" in line and " --requeue" in line, line
 
 
-GPUS = {"probe_shard": 1, "train": 2, "evaluate": 1}  # tests/profiles/slurm-test
-
-
 def test_gpu_rules_asked_for_gpus(slurm_run):
     assert slurm_run.rc == 0, f"see test_smoke_study_succeeds_on_slurm; log: {slurm_run.logfile}"
     for rule, lines in sbatch_calls(slurm_run.log).items():
         for line in lines:
             if rule in GPU_RULES:
-                assert f"--gpus={GPUS[rule]}" in line and "--cpus-per-gpu=1" in line, line
+                assert "--gpus=1" in line and "--cpus-per-gpu=1" in line, line
             else:
                 assert "--gpus" not in line and "--gres" not in line and "--cpus-per-task=1" in line, line
-    # what SLURM allocated: one of the two fake GPUs for each sampling job, both for a train job, none for the others
+    # what SLURM allocated: one of the two fake GPUs for each GPU job, none for the others
     for job in sacct_jobs(slurm_run.uuid):
         gpus = re.search(r"gres/gpu=(\d+)", job["AllocTRES"])
-        assert (int(gpus[1]) if gpus else 0) == GPUS.get(rule_of(job["Comment"]), 0), job
+        assert (int(gpus[1]) if gpus else 0) == (rule_of(job["Comment"]) in GPU_RULES), job
 
 
 def test_training_ran_two_processes_through_the_launcher(slurm_run):

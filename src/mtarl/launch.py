@@ -66,6 +66,9 @@ def relaunch(prefix: str, argv: list[str] | None = None) -> None:
     """Run this ``mtarl`` command again under the launcher ``prefix``; exit with its status if it fails."""
     command = rank_command(prefix, sys.argv[1:] if argv is None else argv)
     print("train: launching", shlex.join(command), flush=True)
+    # Which devices the processes will share (SLURM sets this for the job step; whether a step sees all of the
+    # job's GPUs by default is site configuration: check it here in the job's log).
+    print(f"train: CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}", flush=True)
     status = subprocess.call(command)
     if status:
         sys.exit(status)
