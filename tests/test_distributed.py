@@ -21,6 +21,7 @@ from mtarl.rl import vllm_seed
 from mtarl.tokenizer import build_char_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
+LAUNCH_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 def paper_precision(repo, **overrides) -> dict:
@@ -104,6 +105,8 @@ def test_training_rollouts_stop_on_the_pinned_ids_and_take_the_run_seed(repo, tm
                                                                          add3_problems, monkeypatch):
     from trl.generation import vllm_generation
 
+    for name in LAUNCH_ENV:  # TRL's colocate set-up writes these into os.environ: restore them afterwards
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(vllm_generation, "is_vllm_available", lambda: True)
     monkeypatch.setattr(vllm_generation, "LLM", FakeLLM, raising=False)
     monkeypatch.setattr(vllm_generation, "SamplingParams", FakeSamplingParams, raising=False)
@@ -144,7 +147,8 @@ def test_launcher_of_each_layout(repo):
 def test_two_cpu_processes_agree_with_one(tmp_path, random_model_dir, add3_problems):
     script = REPO / "tests" / "distributed_grpo.py"
     data = [str(random_model_dir), str(add3_problems["train"]), str(add3_problems["eval"])]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
+    env.update(OMP_NUM_THREADS="1", TRL_EXPERIMENTAL_SILENCE="1")
     runs = {
         "one": [sys.executable, str(script), *data, str(tmp_path / "one" / "out.json")],
         "two": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
