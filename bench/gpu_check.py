@@ -34,6 +34,14 @@ Steps:
    the other prompts sampled as a shard with ``first_index=8`` (vLLM promises this only in batch-invariant mode),
    and samples/s of both backends (after warm-up).
 
+6. Training (``--train-steps``, 0 skips it): a few GRPO steps of the ground-truth variant on the same tiny model with
+   mtarl's trainer (mtarl.train.build_trainer) as a paper run sets it up: fp32 master weights, bf16 compute, gradient
+   checkpointing, vLLM colocate (``--train-vllm-utilization``), once per seed (``--train-seeds``, default 1 and 2), each
+   in a child process. Checks: train_steps (every run finishes its steps), train_master_fp32 (the optimizer holds
+   float32 weights), train_stop_ids (the rollouts' SamplingParams carry the pinned stop ids), train_seeds_differ (the
+   two seeds' first rollouts differ: the run seed reaches vLLM). Reported: peak GPU memory of each run
+   (torch.cuda.max_memory_allocated, the trainer's side; vLLM's share is its utilization) and seconds per step.
+
 Output: one line per step and check, then ``RESULT: PASS`` or ``RESULT: FAIL (...)``.
 """
 
@@ -81,6 +89,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--time-limit", type=float, default=280.0, help="seconds for the whole check")
     parser.add_argument("--enforce-eager", action="store_true", help="start vLLM without torch.compile/CUDA graphs")
     parser.add_argument("--keep", help="save the tiny model here instead of a temporary directory")
+    parser.add_argument("--train-steps", type=int, default=3, help="GRPO steps per training run (0: no step 6)")
+    parser.add_argument("--train-seeds", type=int, nargs=2, default=[1, 2], help="the two run seeds of step 6")
+    parser.add_argument("--train-vllm-utilization", type=float, default=0.2, help="vLLM's GPU share in step 6")
+    parser.add_argument("--train-time-limit", type=float, default=300.0, help="seconds for step 6, both runs")
+    parser.add_argument("--train-worker", help=argparse.SUPPRESS)  # internal: one run of step 6, JSON here
+    parser.add_argument("--train-seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run step 3 and write its JSON here
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -247,6 +261,93 @@ def time_left(args: argparse.Namespace) -> float:
     return args.time_limit - (time.monotonic() - STARTED)
 
 
+# ------------------------------------------------------------------------------------------------- 6. training
+TRAIN_STOP_IDS: list = []
+
+
+def train_settings(args: argparse.Namespace, seed: int) -> dict:
+    """The miniature's ground-truth settings with the paper's precision, checkpointing and colocated vLLM."""
+    from mtarl import config as cfg
+
+    settings = cfg.train_settings(cfg.load(HERE.parent / "config/config.yaml"), "ground_truth", seed)
+    return {**settings, "device": "cuda", "dtype": "float32", "mixed_precision": "bf16", "use_vllm": True,
+            "gradient_checkpointing": True, "max_steps": args.train_steps, "save_steps": 1000, "val_every": 0,
+            "learning_rate": 1e-6, "max_prompt_length": 16, "max_completion_length": args.max_new_tokens,
+            "vllm": {"gpu_memory_utilization": args.train_vllm_utilization, "sleep_mode": False}, "chat": None}
+
+
+def train_worker(args: argparse.Namespace) -> None:
+    """One training run of step 6 in this (child) process; writes its facts to ``args.train_worker`` as JSON."""
+    from trl.generation import vllm_generation
+
+    from mtarl import train
+
+    work = Path(args.train_worker).parent / f"train-seed{args.train_seed}"
+    pretraining, eval_split = problems(64)
+    pretraining.write_parquet(work.parent / "train.parquet")
+    eval_split.write_parquet(work.parent / "eval.parquet")
+    engine_params = vllm_generation.SamplingParams
+
+    def recording(**kwargs):  # the rollouts' sampling parameters, as TRL builds them
+        TRAIN_STOP_IDS.append(list(kwargs.get("stop_token_ids") or []))
+        return engine_params(**kwargs)
+
+    vllm_generation.SamplingParams = recording
+    settings = train_settings(args, args.train_seed)
+    trainer, made = train.build_trainer(settings, args.model_dir, str(work.parent / "train.parquet"),
+                                        str(work.parent / "eval.parquet"), work)
+    first: list[str] = []
+    calculate = trainer._calculate_rewards
+
+    def recording_rewards(inputs, prompts, completions, completion_ids_list):
+        if not first:
+            first.extend(str(c) for c in completions)
+        return calculate(inputs, prompts, completions, completion_ids_list)
+
+    trainer._calculate_rewards = recording_rewards
+    torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    result = {"steps": trainer.state.global_step, "seconds_per_step": seconds / max(1, trainer.state.global_step),
+              "peak_gb": torch.cuda.max_memory_allocated() / 1e9,
+              "master_dtype": train.precision_record(trainer, settings)["master_weights_dtype"],
+              "stop_ids": made["stop_token_ids"], "rollout_stop_ids": TRAIN_STOP_IDS[:1], "first_rollouts": first}
+    Path(args.train_worker).write_text(json.dumps(result))
+
+
+def run_train_check(args: argparse.Namespace, model_dir: str, checks: dict) -> None:
+    deadline = time.monotonic() + args.train_time_limit
+    results = {}
+    for seed in args.train_seeds:
+        out = Path(model_dir).parent / f"train_result_{seed}.json"
+        out.unlink(missing_ok=True)
+        command = [sys.executable, str(Path(__file__).resolve()), "--train-worker", str(out), "--train-seed",
+                   str(seed), "--model-dir", model_dir, "--train-steps", str(args.train_steps),
+                   "--max-new-tokens", str(args.max_new_tokens),
+                   "--train-vllm-utilization", str(args.train_vllm_utilization)]
+        say(f"train: {args.train_steps} GRPO steps, seed {seed}, vLLM colocate (child process)")
+        try:
+            code = subprocess.run(command, timeout=max(1.0, deadline - time.monotonic())).returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+        if code != 0 or not out.exists():
+            checks[f"train_seed{seed}"] = (False, f"training run failed ({code}; its traceback is above)")
+            return
+        results[seed] = json.loads(out.read_text())
+        r = results[seed]
+        say(f"train: seed {seed}: {r['steps']} steps, {r['seconds_per_step']:.1f} s/step, peak GPU memory "
+            f"{r['peak_gb']:.2f} GB (trainer; vLLM reserves {args.train_vllm_utilization:.0%} of the GPU)")
+    runs = list(results.values())
+    checks["train_steps"] = (all(r["steps"] == args.train_steps for r in runs), f"{[r['steps'] for r in runs]}")
+    checks["train_master_fp32"] = (all(r["master_dtype"] == "float32" for r in runs),
+                                   f"{[r['master_dtype'] for r in runs]}")
+    stops = all(r["rollout_stop_ids"] and set(r["stop_ids"]) <= set(r["rollout_stop_ids"][0]) for r in runs)
+    checks["train_stop_ids"] = (stops, f"pinned {runs[0]['stop_ids']}, rollouts {runs[0]['rollout_stop_ids']}")
+    checks["train_seeds_differ"] = (runs[0]["first_rollouts"] != runs[1]["first_rollouts"],
+                                    f"first rollouts of seeds {args.train_seeds} differ")
+
+
 # ------------------------------------------------------------------------------------------------- 4. HF on CUDA
 
 def greedy_inputs(prompts: list[str]) -> tuple[list[str], list[int]]:
@@ -336,6 +437,9 @@ def main() -> int:
     if args.worker:
         vllm_worker(args)
         return 0
+    if args.train_worker:
+        train_worker(args)
+        return 0
     report_environment()
     missing = missing_requirements()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -371,6 +475,9 @@ def main() -> int:
                 f"{vllm['shard_same']:.2f} of them (reported, not checked)")
             add_greedy_check(checks, vllm["greedy"], model_dir, prompts)
             say(f"vllm describe(): {json.dumps(vllm['describe'])}")
+        if args.train_steps:
+            torch.cuda.empty_cache()
+            run_train_check(args, model_dir, checks)
         return finish(checks)
 
 

@@ -156,7 +156,7 @@ def test_cli_offers_the_six_stages():
     from mtarl.cli import STAGES, build_parser
 
     assert tuple(STAGES) == ("download", "prepare", "pretrain", "probe_shard", "probe", "train", "evaluate",
-                             "analyze")
+                             "analyze", "plan")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--settings", "[1, 2]"])
 

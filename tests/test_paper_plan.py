@@ -71,7 +71,7 @@ def test_memory_grows_with_each_retry(plan, tmp_path):
     first = {r: resources(jobs(plan, r)[0])["mem_mb"] for r in ("train", "evaluate", "probe_shard")}
     retried = {r: resources(jobs(dry_run(tmp_path, "--attempt", "2"), r)[0])["mem_mb"]
                for r in ("train", "evaluate", "probe_shard")}
-    assert first == {"train": "128000", "evaluate": "64000", "probe_shard": "64000"}
+    assert first == {"train": "256000", "evaluate": "64000", "probe_shard": "64000"}
     assert retried == {rule: str(2 * int(mb)) for rule, mb in first.items()}
 
 
@@ -84,7 +84,7 @@ def test_site_keys_come_from_the_site_profile_only(plan):
                          .split("set-resources:")[1])
     train = resources(jobs(plan, "train")[0])
     assert (train["slurm_partition"], train["slurm_account"]) == ("CHANGE_ME_partition", "CHANGE_ME_account")
-    assert (train["gpu"], train["cpus_per_gpu"], train["runtime"]) == ("1", "8", "2880")
+    assert (train["gpu"], train["cpus_per_gpu"], train["runtime"]) == ("8", "8", "2880")  # train.gpus_per_run
 
 
 def test_only_gpu_work_is_queued():

@@ -7,7 +7,9 @@ The module fixture installs (apt) and starts munge, MariaDB + slurmdbd, slurmctl
 `snakemake --profile workflow/profiles/slurm --profile tests/profiles/slurm-test --configfile config/smoke.yaml`
 once. The project profile is used as it is, minus its container keys (the image is tests/test_containers.py's
 business); tests/profiles/slurm-test only replaces the site values (partition, account, sizes) with the test
-cluster's, and marks probe_shard/train/evaluate as GPU jobs. The tests then read the run's sbatch calls (--verbose),
+cluster's, and marks probe_shard/train/evaluate as GPU jobs. Training runs with two processes per job
+(``train.gpus_per_run: 2``, torchrun on CPU) through the launch path of a paper run (mtarl.launch).
+The tests then read the run's sbatch calls (--verbose),
 SLURM's own accounting (sacct) and the outputs, which must equal those of a local run.
 Skipped only where the cluster cannot be started (not root, no apt); under CI it must run.
 """
@@ -34,8 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 # Upper bound of the SLURM run: the executor plugin waits forever if sacct fails, and ignores SIGTERM while
-# jobs run, so the run is killed with SIGKILL. It takes about 3 min on an idle 2-core machine.
-RUN_LIMIT_S = 480
+# jobs run, so the run is killed with SIGKILL. It takes about 3 min on an idle 2-core machine; on a loaded one, raise
+# the bound with MTARL_SLURM_RUN_LIMIT_S.
+RUN_LIMIT_S = int(os.environ.get("MTARL_SLURM_RUN_LIMIT_S", "480"))
 GPU_RULES = {"probe_shard", "train", "evaluate"}
 LOCAL_RULES = {"prepare", "probe", "analyze"}  # workflow/rules/*.smk: localrules
 # Tables that depend on nothing but config and seeds (one thread per job in both runs), compared with a local run.
@@ -81,11 +84,12 @@ def slurm_run(cluster, tmp_path_factory) -> SimpleNamespace:
         profile.pop(key)
     (base / "profile").mkdir()
     (base / "profile/config.yaml").write_text(yaml.safe_dump(profile))
+    (base / "two-processes.yaml").write_text("train: {gpus_per_run: 2}\n")
     workdir = base / "run"
     command = ["timeout", "-s", "KILL", str(RUN_LIMIT_S), sys.executable, "-m", "snakemake",
                "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                "--profile", str(base / "profile"), "--profile", str(REPO / "tests/profiles/slurm-test"),
-               "--configfile", str(REPO / "config/smoke.yaml"), "--verbose"]
+               "--configfile", str(REPO / "config/smoke.yaml"), str(base / "two-processes.yaml"), "--verbose"]
     started = time.monotonic()
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     seconds = time.monotonic() - started
@@ -178,6 +182,17 @@ def test_gpu_rules_asked_for_gpus(slurm_run):
     for job in sacct_jobs(slurm_run.uuid):
         gpus = re.search(r"gres/gpu=(\d+)", job["AllocTRES"])
         assert (int(gpus[1]) if gpus else 0) == (rule_of(job["Comment"]) in GPU_RULES), job
+
+
+def test_training_ran_two_processes_through_the_launcher(slurm_run):
+    assert slurm_run.rc == 0, f"see test_smoke_study_succeeds_on_slurm; log: {slurm_run.logfile}"
+    manifests = sorted(slurm_run.workdir.glob("results/train/*/*/*/model/mtarl_manifest.json"))
+    assert len(manifests) == 8
+    for path in manifests:
+        precision = yaml.safe_load(path.read_text())["precision"]  # JSON is YAML
+        assert (precision["processes"], precision["distributed_type"]) == (2, "MULTI_CPU"), path
+        log = (slurm_run.workdir / "logs/train" / path.parts[-5] / path.parts[-4] / f"{path.parts[-3]}.log")
+        assert "train: launching torchrun --standalone --nproc_per_node 2 -m mtarl.cli train" in log.read_text()
 
 
 def test_outputs_match_a_local_run(slurm_run, local_run):

@@ -189,11 +189,13 @@ def paper_args(repo: Path, *extra: str) -> list[str]:
 
 
 def test_paper_configuration_plans_the_whole_study(repo, tmp_path):
-    result = snakemake(repo, tmp_path, "-n", *paper_args(repo))
+    result = snakemake(repo, tmp_path, "-n", "-p", *paper_args(repo))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert job_counts(result.stdout) == PAPER_JOBS
-    train_jobs = result.stdout.split("rule train:")[1:]
-    assert all("gpu=1" in job.split("rule ")[0] for job in train_jobs), "every training job asks for a GPU"
+    train_jobs = [job.split("rule ")[0] for job in result.stdout.split("rule train:")[1:]]
+    assert all("gpu=8" in job for job in train_jobs), "every training job asks for the node's 8 GPUs"
+    launcher = "--launch 'accelerate launch --config_file {}/workflow/accelerate/fsdp2.yaml --num_processes 8 "
+    assert all(launcher.format(repo) in job for job in train_jobs), "and starts 8 FSDP2 processes"
     assert_downloads_come_first_and_feed_the_jobs(result.stdout)
     lint = snakemake(repo, tmp_path, "--lint", *paper_args(repo))
     assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 
 STAGES = {
@@ -21,6 +22,7 @@ STAGES = {
     "train": "GRPO training of one variant with TRL, resumable",
     "evaluate": "score a base or trained model on every benchmark of its task (one model load)",
     "analyze": "aggregate probes and evaluations into the summary table, figure and report",
+    "plan": "print every GPU job of a configuration with its estimated peak memory per GPU; reject a misfit",
 }
 
 
@@ -61,12 +63,14 @@ def main(argv: list[str] | None = None) -> None:
     stage = argv[0] if argv and argv[0] in STAGES else None
     args = build_parser(stage).parse_args(argv)
     from mtarl.gpu_slots import gpu_slots
+    from mtarl.launch import inside_launch
 
-    with gpu_slots(args.gpus):  # before torch initialises CUDA
+    # A launched process inherits the GPUs its parent holds; the parent's threads are shared by its processes.
+    with gpu_slots(0 if inside_launch() else args.gpus):  # before torch initialises CUDA
         if getattr(args.module, "USES_TORCH", True):  # a table-only stage skips torch's import (seconds per job)
             import torch
 
-            torch.set_num_threads(max(1, args.threads))
+            torch.set_num_threads(max(1, args.threads // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
         args.module.main(args)
 
 

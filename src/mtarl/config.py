@@ -243,6 +243,17 @@ def variant_errors(config: dict, variant: str) -> list[str]:
                           "not one-shot")
         else:
             errors += history_epoch_errors(config, source)
+    processes = config["train"].get("gpus_per_run", 1)
+    if batch % (micro * processes):
+        errors.append(f"config key 'train.gpus_per_run': {processes} processes do not split the micro-batches of "
+                      f"variant '{variant}' evenly (prompts_per_step x num_generations = {batch}, "
+                      f"steps_per_generation x gradient_accumulation_steps = {micro})")
+    if merged["dtype"] == "bfloat16" and config["train"].get("engine", "none") == "none":
+        errors.append(f"config key '{path}.dtype': bfloat16 weights without a sharded engine are updated in bf16 "
+                      "and small steps are lost; load float32 and set mixed_precision: bf16 (or train.engine "
+                      "fsdp2/zero3, which keep fp32 master weights)")
+    if config["train"].get("engine", "none") != "none" and merged["device"] != "cuda":
+        errors.append(f"config key 'train.engine': {config['train']['engine']} needs device cuda")
     if merged["reward"] == "constant" and merged["entropy_coef"] >= 0:
         errors.append(f"{key}: reward 'constant' trains on nothing unless entropy_coef < 0")
     return errors
@@ -269,8 +280,14 @@ def pretrain_settings(config: dict, model: str) -> dict:
 def train_settings(config: dict, variant: str, seed: int) -> dict:
     """The settings of one training run: defaults deep-merged with the variant's overrides."""
     merged = merge(config["train"]["defaults"], config["train"]["variant_settings"][variant])
-    return {**merged, "variant": variant, "seed": seed, "max_completion_length": config["sampling"]["max_new_tokens"],
-            "max_prompt_tokens": config["sampling"]["max_prompt_tokens"]}
+    settings = {**merged, "variant": variant, "seed": seed,
+                "max_completion_length": config["sampling"]["max_new_tokens"],
+                "max_prompt_tokens": config["sampling"]["max_prompt_tokens"]}
+    # The launch layout, when not the default single process (the defaults leave existing runs' settings alone).
+    processes, engine = config["train"].get("gpus_per_run", 1), config["train"].get("engine", "none")
+    if processes != 1 or engine != "none":
+        settings.update(processes=processes, engine=engine)
+    return settings
 
 
 def history_run(config: dict, variant: str) -> str | None:

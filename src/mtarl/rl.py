@@ -19,6 +19,11 @@ prompt); NaN rewards (unscorable samples) get advantage 0 and are left out of th
 ``MtarlGRPOTrainer`` subclasses TRL's ``GRPOTrainer`` narrowly: it lets the parent generate and score, then replaces
 the advantages with this function's, computes rewards that need the whole group after the cross-process gather
 (majority vote) or the policy's log-probs (self-certainty), and optionally applies DAPO dynamic sampling.
+
+With several processes every reward-dependent decision is taken on gathered data, so all processes agree: rewards
+are gathered before advantages, votes and the dynamic-sampling keep/draw choice; extra prompts are drawn for the
+whole batch from a generator seeded by (run seed, step, draw), identical on every process, which then takes its
+slice. The run seed also reaches TRL's colocated vLLM engines (``vllm_seed``), which TRL otherwise seeds by rank only.
 """
 
 from __future__ import annotations
@@ -70,10 +75,14 @@ def advantages(rewards: torch.Tensor, group_size: int, estimator: str, **kwargs)
 
 # -- the trainer ---------------------------------------------------------------------------------------------------
 
+import contextlib  # noqa: E402
+import functools  # noqa: E402
+import sys  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 from accelerate.utils import gather, gather_object  # noqa: E402
 from trl import GRPOTrainer  # noqa: E402
+from trl.generation.vllm_generation import VLLMGeneration  # noqa: E402
 
 from mtarl import rewards as R  # noqa: E402
 
@@ -127,6 +136,51 @@ def choose_groups(batch_rewards: list[torch.Tensor], group_size: int, n_groups: 
     return chosen[:n_groups], kept, duplicated
 
 
+def vllm_seed(run_seed: int, engine: int) -> int:
+    """The seed of the colocated vLLM engine ``engine`` (TRL's ``process_index // tp``) in a run of ``run_seed``."""
+    return run_seed * 100_003 + engine
+
+
+class SeededVLLMGeneration(VLLMGeneration):
+    """TRL's vLLM backend whose colocated engines are seeded by the run seed as well as the rank."""
+
+    def __init__(self, *args, run_seed: int, **kwargs):
+        self.run_seed = run_seed
+        super().__init__(*args, **kwargs)
+
+    def _init_vllm(self):
+        module = sys.modules[VLLMGeneration.__module__]
+        engine = getattr(module, "LLM", None)
+        if engine is None:  # no vLLM: the parent raises its own error
+            return super()._init_vllm()
+
+        def seeded(*args, seed: int = 0, **kwargs):
+            return engine(*args, seed=vllm_seed(self.run_seed, seed), **kwargs)
+
+        module.LLM = seeded
+        try:
+            super()._init_vllm()
+        finally:
+            module.LLM = engine
+
+
+@contextlib.contextmanager
+def seeded_vllm(run_seed: int):
+    """While TRL builds its trainer, its vLLM backend is ``SeededVLLMGeneration`` for ``run_seed``."""
+    module = sys.modules[GRPOTrainer.__module__]
+    original = module.VLLMGeneration
+    module.VLLMGeneration = functools.partial(SeededVLLMGeneration, run_seed=run_seed)
+    try:
+        yield
+    finally:
+        module.VLLMGeneration = original
+
+
+def draw_generator(seed: int, step: int, draw: int) -> torch.Generator:
+    """The generator of extra prompts: the same on every process, and a function of the step (resumes agree)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step * 101 + draw)
+
+
 def pad_cat(tensors: list[torch.Tensor], value: float, left: bool) -> torch.Tensor:
     """Concatenate (B_i, T_i) tensors along rows, padding to the widest on the left or right."""
     width = max(t.size(1) for t in tensors)
@@ -149,14 +203,17 @@ class MtarlGRPOTrainer(GRPOTrainer):
         self.reward_function = reward_function
         self.example_log = example_log  # callable(record) for per-example accuracy, or None
         self._last_rewards: torch.Tensor | None = None
-        self._extra_rng = torch.Generator().manual_seed(variant.seed)
-        super().__init__(*args, reward_funcs=reward_function, **kwargs)
+        self.last_choice: list[tuple[int, int]] = []  # the (batch, group) pairs dynamic sampling kept last
+        with seeded_vllm(variant.seed):
+            super().__init__(*args, reward_funcs=reward_function, **kwargs)
 
     # -- rewards --------------------------------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         if self.variant.group_reward == "majority":
             rewards_per_func[:, 0] = self._majority_rewards(inputs).to(rewards_per_func.device)
+        elif self.reward_function.reward == "random":
+            rewards_per_func[:, 0] = self._random_rewards(inputs).to(rewards_per_func.device)
         elif self.variant.group_reward == "self_certainty":
             local = self._mean_logprobs(prompts, completion_ids_list).to(rewards_per_func.device)
             rewards_per_func[:, 0] = gather(local)
@@ -176,22 +233,37 @@ class MtarlGRPOTrainer(GRPOTrainer):
         values = R.majority_rewards(keys, formats, G, self.variant.gate, self.variant.voters)
         return torch.tensor(values, dtype=torch.float32)
 
+    def _random_rewards(self, inputs) -> torch.Tensor:
+        """Random rewards drawn by each sample's index among its prompt's samples in the whole generation batch (a
+        process's slice may hold part of a group, so the index must be counted after the gather)."""
+        local = [(x["id"], v) for x, v in zip(inputs, self.reward_function.last_verdicts)]
+        everything = gather_object(local)
+        f = self.reward_function
+        draws = R.bernoulli_draws(f.seed, self.state.global_step, [pid for pid, _ in everything], f.p)
+        return torch.tensor(R.random_reward([v for _, v in everything], draws, f.gate), dtype=torch.float32)
+
     @torch.no_grad()
     def _mean_logprobs(self, prompts, completion_ids_list) -> torch.Tensor:
-        """Mean token log-prob of each completion under the current (pre-update) policy, at the rollout temperature."""
+        """Mean token log-prob of each completion under the current (pre-update) policy, at the rollout temperature.
+
+        Through TRL's own log-prob routine (as for its loss): prompts left-padded, completions right-padded,
+        ``per_device_train_batch_size`` rows per forward and no full-vocabulary logits materialised (TRL's fused,
+        chunked LM head), so memory stays bounded and sharded engines work as in training.
+        """
+        device = self.accelerator.device
         prompt_ids, _, _ = self._tokenize_prompts(prompts)
-        seqs = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids_list)]
-        width = max(map(len, seqs))
         pad = self.processing_class.pad_token_id
-        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.accelerator.device)
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.accelerator.device)
-        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float() / self.temperature
-        logps = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        values = []
+        P, C = max(map(len, prompt_ids)), max(1, max(map(len, completion_ids_list)))
+        ids = torch.full((len(prompt_ids), P + C), pad, dtype=torch.long, device=device)
+        mask = torch.zeros_like(ids)
         for row, (p, c) in enumerate(zip(prompt_ids, completion_ids_list)):
-            span = logps[row, len(p) - 1 : len(p) - 1 + len(c)]
-            values.append(span.mean() if len(c) else torch.tensor(0.0, device=logps.device))
-        return torch.stack(values)
+            ids[row, P - len(p) : P] = torch.tensor(list(p), device=device)
+            ids[row, P : P + len(c)] = torch.tensor(list(c), dtype=torch.long, device=device)
+            mask[row, P - len(p) : P + len(c)] = 1
+        logps, _, _ = self._get_per_token_logps_and_entropies(self.model, ids, mask, C,
+                                                              batch_size=self.args.per_device_train_batch_size)
+        completion_mask = mask[:, P:].float()
+        return (logps * completion_mask).sum(dim=1) / completion_mask.sum(dim=1).clamp(min=1)
 
     def _log_examples(self, inputs) -> None:
         """Per prompt id, the ground-truth accuracy of its group in this generation batch (one-shot selection)."""
@@ -210,13 +282,17 @@ class MtarlGRPOTrainer(GRPOTrainer):
 
     # -- advantages and dynamic sampling --------------------------------------------------------------------------
     def _score(self, inputs) -> tuple[dict, torch.Tensor]:
-        """The parent's generation and scoring, with the study's advantages; returns the output and local rewards."""
+        """The parent's generation and scoring with the study's advantages; returns the output and the rewards of
+        the whole generation batch (gathered: the same on every process)."""
         output = super()._generate_and_score_completions(inputs)
         rewards = self._last_rewards
         adv = advantages(rewards, self.num_generations, self.variant.estimator, **self.variant.estimator_kwargs)
-        local = slice(self.accelerator.process_index * len(inputs), (self.accelerator.process_index + 1) * len(inputs))
-        output["advantages"] = adv[local].to(output["advantages"].device)
-        return output, rewards[local]
+        output["advantages"] = adv[self._local_rows(len(inputs))].to(output["advantages"].device)
+        return output, rewards
+
+    def _local_rows(self, local: int) -> slice:
+        rank = self.accelerator.process_index
+        return slice(rank * local, (rank + 1) * local)
 
     def _generate_and_score_completions(self, inputs):
         output, rewards = self._score(inputs)
@@ -225,31 +301,54 @@ class MtarlGRPOTrainer(GRPOTrainer):
         return self._dynamic_sampling(inputs, output, rewards)
 
     def _dynamic_sampling(self, inputs, output, rewards):
-        """DAPO filter-groups: keep groups whose rewards differ, drawing up to ``max_gen_batches`` batches."""
-        n_groups = len(inputs) // self.num_generations
+        """DAPO filter-groups: keep groups whose rewards differ, drawing up to ``max_gen_batches`` batches.
+
+        Every choice reads the gathered rewards, so all processes make the same one; the chosen rows are then taken
+        from the gathered outputs and each process keeps its slice.
+        """
+        n_groups = rewards.numel() // self.num_generations  # groups of the whole generation batch
         batches = [(output, rewards)]
         while (len(batches) < self.variant.max_gen_batches
                and count_informative([r for _, r in batches], self.num_generations) < n_groups):
-            batches.append(self._score(self._draw_inputs(n_groups)))
+            batches.append(self._score(self._draw_inputs(n_groups, len(inputs), draw=len(batches))))
         chosen, kept, duplicated = choose_groups([r for _, r in batches], self.num_generations, n_groups,
                                                  self.variant.fill)
+        self.last_choice = chosen
         self._metrics["train"]["dynamic/gen_batches"].append(float(len(batches)))
         self._metrics["train"]["dynamic/kept_fraction"].append(min(kept, n_groups) / n_groups)
         self._metrics["train"]["dynamic/duplication_fraction"].append(duplicated / n_groups)
-        return self._merge([b for b, _ in batches], chosen)
+        if len(batches) == 1 and chosen == [(0, g) for g in range(n_groups)]:
+            return output  # every group kept in place: nothing to move
+        everything = [self._gather_output(b) for b, _ in batches]
+        return self._merge(everything, chosen, self._local_rows(len(inputs)))
 
-    def _draw_inputs(self, n_groups: int) -> list[dict]:
-        """Fresh prompts for another generation batch, drawn at random from the training set (seeded)."""
-        idx = torch.randint(len(self.train_dataset), (n_groups,), generator=self._extra_rng).tolist()
-        return [dict(self.train_dataset[i]) for i in idx for _ in range(self.num_generations)]
+    def _draw_inputs(self, n_groups: int, local: int, draw: int) -> list[dict]:
+        """This process's slice of ``n_groups`` fresh prompts (x G), drawn for the whole batch with a generator that
+        is the same on every process."""
+        rng = draw_generator(self.variant.seed, self.state.global_step, draw)
+        idx = torch.randint(len(self.train_dataset), (n_groups,), generator=rng).tolist()
+        batch = [dict(self.train_dataset[i]) for i in idx for _ in range(self.num_generations)]
+        return batch[self._local_rows(local)]
 
-    def _merge(self, outputs: list[dict], chosen: list[tuple[int, int]]) -> dict:
-        G = self.num_generations
-        rows = [(b, g * G + k) for b, g in chosen for k in range(G)]
-        merged = {}
-        for key, value in outputs[0].items():
+    def _gather_output(self, output: dict) -> dict:
+        """Every process's rows of a scored batch (tensors padded to the widest process, prompts on the left)."""
+        gathered = {}
+        for key, value in output.items():
             if not isinstance(value, torch.Tensor) or value.dim() == 0:
                 continue
+            if value.dim() > 1:
+                pad = self.processing_class.pad_token_id if key == "prompt_ids" else 0
+                value = self.accelerator.pad_across_processes(value, dim=1, pad_index=pad,
+                                                              pad_first=key.startswith("prompt"))
+            gathered[key] = self.accelerator.gather(value)
+        return gathered
+
+    def _merge(self, outputs: list[dict], chosen: list[tuple[int, int]], local: slice) -> dict:
+        """This process's ``local`` rows of the batch made of the ``chosen`` groups of the gathered ``outputs``."""
+        G = self.num_generations
+        rows = [(b, g * G + k) for b, g in chosen for k in range(G)][local]
+        merged = {}
+        for key, value in outputs[0].items():
             parts = [outputs[b][key][r : r + 1] for b, r in rows]
             if value.dim() == 1:
                 merged[key] = torch.cat(parts)

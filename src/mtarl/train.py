@@ -25,7 +25,14 @@ epoch (the history one-shot selection reads). With ``train_subset`` N the run tr
 Settings map to TRL as in libraries.md 1.3: ``prompts_per_step`` x ``num_generations`` completions per generation
 batch, split into ``steps_per_generation`` optimizer steps of ``gradient_accumulation_steps`` micro-batches each (TRL's
 own ``steps_per_generation`` counts micro-batches: ours x accumulation); ``max_steps`` and ``save_steps`` count
-optimizer steps. Single process: with several GPUs per run, micro-batches split further across processes.
+optimizer steps. With ``processes`` > 1 each micro-batch splits across the processes (one per GPU).
+
+Several processes: ``--launch`` names the launcher (``mtarl.launch.launcher``: ``accelerate launch`` with a sharded
+engine on GPUs, ``torchrun`` on CPU); the command then re-runs itself under it, once per process.
+
+Precision: the optimizer updates the weights in the dtype they are loaded in (``dtype``; float32 = fp32 master
+weights) and ``mixed_precision: bf16`` autocasts the compute. FSDP2 and ZeRO-3 keep fp32 masters whatever the load
+dtype. The manifest records the dtype of the parameters the optimizer actually holds.
 """
 
 from __future__ import annotations
@@ -38,16 +45,17 @@ import time
 from pathlib import Path
 
 import polars as pl
+import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer
 
-from mtarl import io, oneshot, scoring
+from mtarl import io, launch, oneshot, scoring
+from mtarl.modeling import load, load_tokenizer, model_revision
 from mtarl.prepare import unscorable_golds
-from mtarl.modeling import load, model_revision
 from mtarl.rewards import GROUP_REWARDS, RewardFunction
-from mtarl.rl import MtarlGRPOTrainer, VariantSpec
+from mtarl.rl import MtarlGRPOTrainer, VariantSpec, vllm_seed
 from mtarl.prompts import chat_settings
 from mtarl.sampling import HFSampler, SamplingParams, stop_token_ids
 
@@ -57,25 +65,40 @@ FINGERPRINT_NAME = "mtarl_fingerprint.json"
 
 
 class StepLogger(TrainerCallback):
-    """Append each optimizer step's logs to metrics.jsonl, with validation avg@k every ``val_every`` steps."""
+    """Append each optimizer step's logs to metrics.jsonl, with validation avg@k every ``val_every`` steps.
 
-    def __init__(self, path: Path, settings: dict, eval_problems: pl.DataFrame, tokenizer, chat: dict | None):
+    Validation runs in every process, each on its share of the problems (equal shares, so that every process makes
+    the same number of generate calls: sharded engines gather weights in every forward, and transformers keeps the
+    processes in step, ``synced_gpus``); ``batch`` sequences per generate call bound its memory.
+    """
+
+    def __init__(self, path: Path, settings: dict, eval_problems: pl.DataFrame, tokenizer, chat: dict | None,
+                 batch: int = 64):
         self.path, self.settings, self.eval_problems, self.tokenizer = path, settings, eval_problems, tokenizer
-        self.chat = chat
+        self.chat, self.batch = chat, batch
         self.pending: dict = {}
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         every = self.settings["val_every"]
-        if every and state.global_step % every == 0 and state.is_world_process_zero:
+        if every and state.global_step % every == 0:
             self.pending = self.validate(model, state.global_step)
 
     def validate(self, model, step: int) -> dict:
         params = validation_params(self.settings, step)
+        rank, world = process_layout()
+        share, real = problem_share(self.eval_problems, rank, world)
         was_training = model.training
         model.eval()
-        samples = scoring.sample_and_score(HFSampler(model, self.tokenizer, chat=self.chat), self.eval_problems, params)
+        sampler = HFSampler(model, self.tokenizer, max_batch_sequences=max(self.batch, params.n), chat=self.chat)
+        samples = scoring.sample_and_score(sampler, share, params)
         model.train(was_training)
-        return {f"val/avg@{params.n}": float(samples["correct"].mean())}
+        correct = samples["correct"].head(real * params.n).to_list()
+        everything = [correct]
+        if world > 1:
+            everything = [None] * world
+            torch.distributed.all_gather_object(everything, correct)
+        flat = [c for part in everything for c in part]
+        return {f"val/avg@{params.n}": float(sum(flat) / len(flat))}
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:
@@ -91,23 +114,45 @@ def validation_params(settings: dict, step: int) -> SamplingParams:
                           temperature=settings["val_temperature"], top_p=settings["val_top_p"], seed=step)
 
 
-def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
+def process_layout() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside a distributed run."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def problem_share(problems: pl.DataFrame, rank: int, world: int) -> tuple[pl.DataFrame, int]:
+    """Rows rank, rank + world, ... of ``problems``, padded with row 0 to the largest share; and the real count."""
+    share = problems.gather_every(world, offset=rank) if rank < problems.height else problems.head(0)
+    size = -(-problems.height // world)
+    real = share.height
+    if real < size:
+        share = pl.concat([share, *[problems.head(1)] * (size - real)])
+    return share, real
+
+
+def grpo_config(settings: dict, work_dir: Path, stop_ids: list[int] | None = None) -> GRPOConfig:
+    """TRL's configuration of a run; ``stop_ids`` (the pinned stop tokens) end vLLM rollouts."""
     completions_per_generation = settings["prompts_per_step"] * settings["num_generations"]
     accumulation = settings["gradient_accumulation_steps"]
     micro_steps = settings["steps_per_generation"] * accumulation  # TRL counts micro-steps per generation
-    if completions_per_generation % micro_steps:
+    processes = settings.get("processes", 1)
+    if completions_per_generation % (micro_steps * processes):
         raise ValueError(
             f"train: prompts_per_step * num_generations = {completions_per_generation} must be divisible by "
-            f"steps_per_generation * gradient_accumulation_steps = {micro_steps}"
+            f"steps_per_generation * gradient_accumulation_steps * processes = {micro_steps * processes}"
         )
+    vllm = settings.get("vllm", {})
     return GRPOConfig(
         output_dir=str(work_dir),
         seed=settings["seed"],
         data_seed=settings["seed"],
         use_cpu=settings["device"] == "cpu",
-        bf16=settings["dtype"] == "bfloat16",
+        bf16=settings.get("mixed_precision", "no") == "bf16",
+        gradient_checkpointing=settings.get("gradient_checkpointing", False),
+        gradient_checkpointing_kwargs={"use_reentrant": False},
         num_generations=settings["num_generations"],
-        per_device_train_batch_size=completions_per_generation // micro_steps,
+        per_device_train_batch_size=completions_per_generation // (micro_steps * processes),
         gradient_accumulation_steps=accumulation,
         steps_per_generation=micro_steps,
         num_iterations=1,
@@ -130,7 +175,11 @@ def grpo_config(settings: dict, work_dir: Path) -> GRPOConfig:
         entropy_coef=settings["entropy_coef"],
         use_vllm=settings["use_vllm"],
         vllm_mode="colocate",
+        vllm_enable_sleep_mode=vllm.get("sleep_mode", False),
+        vllm_gpu_memory_utilization=vllm.get("gpu_memory_utilization", 0.3),
+        vllm_max_model_length=(settings.get("max_prompt_tokens") or 2048) + settings["max_completion_length"],
         vllm_importance_sampling_correction=False,
+        generation_kwargs={"stop_token_ids": list(stop_ids)} if settings["use_vllm"] and stop_ids else None,
         save_strategy="steps",
         save_steps=settings["save_steps"],
         save_total_limit=2,
@@ -197,7 +246,7 @@ def prepare_work_dir(work_dir: Path, expected: dict) -> str | None:
         shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     io.write_json(expected, stamp)
-    checkpoint = get_last_checkpoint(str(work_dir))
+    checkpoint = last_checkpoint(work_dir)
     resumed_step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
     # Drop log lines of steps the resumed run will redo: metrics are logged after step s, examples when the
     # generation batch of step s+1 is scored (at global_step s).
@@ -206,6 +255,10 @@ def prepare_work_dir(work_dir: Path, expected: dict) -> str | None:
     if checkpoint:
         print(f"train: resuming from {checkpoint} (step {resumed_step})")
     return checkpoint
+
+
+def last_checkpoint(work_dir: Path) -> str | None:
+    return get_last_checkpoint(str(work_dir)) if work_dir.exists() else None
 
 
 def truncate_jsonl(path: Path, keep) -> None:
@@ -229,13 +282,17 @@ def drop_optimizer_state(work_dir: Path) -> int:
     return freed
 
 
-def run(settings: dict, model_path: str, problems_path: str, eval_path: str, work_dir: str, out_dir: str,
-        metrics_path: str, examples_path: str, history_path: str | None = None) -> dict:
-    work = Path(work_dir)
-    checkpoint = prepare_work_dir(work, fingerprint(settings, model_path, problems_path, eval_path, history_path))
-    model, tokenizer = load(model_path, dtype=settings["dtype"])
+
+def build_trainer(settings: dict, model_path: str, problems_path: str, eval_path: str, work: Path,
+                  history_path: str | None = None, **trainer_kwargs) -> tuple[MtarlGRPOTrainer, dict]:
+    """The run's trainer, and what the manifest records about its making (chat, stop ids, data)."""
     chat = chat_settings(settings["chat"]) if settings.get("chat") else None
-    model.generation_config.eos_token_id = stop_token_ids(tokenizer, chat)  # TRL stops rollouts on these
+    stop_ids = stop_token_ids(load_tokenizer(model_path), chat)
+    args = grpo_config(settings, work, stop_ids)  # before the model: ZeRO-3 then loads it sharded
+    model, tokenizer = load(model_path, dtype=settings["dtype"])
+    # TRL's own EOS list (truncation masks, clipped_ratio) and its transformers rollouts read these; vLLM rollouts
+    # get the same ids through generation_kwargs.
+    model.generation_config.eos_token_id = stop_ids
     problems, data_record = training_problems(settings, problems_path, history_path, tokenizer, chat)
     problems = as_chat(problems, chat)
     eval_problems = pl.read_parquet(eval_path).head(settings["val_problems"])
@@ -245,23 +302,37 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
         reward_function=reward_function,
         variant=variant_spec(settings),
         example_log=lambda record: io.append_jsonl(record, work / EXAMPLES_NAME),
-        args=grpo_config(settings, work),
+        args=args,
         train_dataset=Dataset.from_dict(problems.to_dict(as_series=False)),
         processing_class=tokenizer,
-        callbacks=[StepLogger(work / LOG_NAME, settings, eval_problems, tokenizer, chat)],
+        callbacks=[StepLogger(work / LOG_NAME, settings, eval_problems, tokenizer, chat,
+                              batch=args.per_device_train_batch_size)],
+        **trainer_kwargs,
     )
+    return trainer, {"chat": chat, "stop_token_ids": stop_ids, "data": data_record}
+
+
+def run(settings: dict, model_path: str, problems_path: str, eval_path: str, work_dir: str, out_dir: str,
+        metrics_path: str, examples_path: str, history_path: str | None = None) -> dict:
+    work = Path(work_dir)
+    expected = fingerprint(settings, model_path, problems_path, eval_path, history_path)
+    # Under a launcher the parent process prepared work/ before starting the processes (mtarl.launch).
+    checkpoint = last_checkpoint(work) if launch.inside_launch() else prepare_work_dir(work, expected)
+    trainer, made = build_trainer(settings, model_path, problems_path, eval_path, work, history_path)
+    tokenizer = trainer.processing_class
     started = time.time()
     trainer.train(resume_from_checkpoint=checkpoint)
+    engines = range(trainer.accelerator.num_processes)
     record = io.manifest("train", settings["seed"], settings, model=model_path, resumed_from=checkpoint,
-                         model_revision=model_revision(model_path),
-                         data=data_record, global_step=trainer.state.global_step,
-                         dynamic_sampling=settings["dynamic_sampling"],
-                         wall_seconds=round(time.time() - started, 1), vllm_importance_sampling_correction=False,
-                         self_certainty_logprobs="recomputed with the pre-update policy", chat=chat)
-    with io.atomic_dir(out_dir) as tmp:
-        trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(tmp)
-        io.write_json(record, tmp / "mtarl_manifest.json")
+                         model_revision=model_revision(model_path), dynamic_sampling=settings["dynamic_sampling"],
+                         global_step=trainer.state.global_step, wall_seconds=round(time.time() - started, 1),
+                         vllm_importance_sampling_correction=False,
+                         self_certainty_logprobs="recomputed with the pre-update policy", **made,
+                         precision=precision_record(trainer, settings), trl_eos_token_ids=list(trainer.eos_token_ids),
+                         vllm_seeds=[vllm_seed(settings["seed"], e) for e in engines] if settings["use_vllm"] else None)
+    save_outputs(trainer, tokenizer, record, out_dir)
+    if not trainer.accelerator.is_main_process:
+        return record
     for name, target in ((LOG_NAME, metrics_path), (EXAMPLES_NAME, examples_path)):
         with io.atomic_path(target) as tmp:
             shutil.copyfile(work / name, tmp)
@@ -270,6 +341,44 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
         print(f"train: removed optimizer state from {work} ({freed / 2**30:.2f} GiB); keep_optimizer_state keeps it")
     print(f"train: {trainer.state.global_step} steps done -> {out_dir}")
     return record
+
+
+def optimizer_dtype(optimizer) -> str:
+    """The dtype of the parameters the optimizer updates (the master weights), unwrapping engine wrappers."""
+    while not hasattr(optimizer, "param_groups") or not optimizer.param_groups:
+        optimizer = optimizer.optimizer
+    for wrapped in (optimizer, getattr(optimizer, "optimizer", None)):  # accelerate's wrapper around the torch one
+        if wrapped is not None and getattr(wrapped, "param_groups", None):
+            optimizer = wrapped
+    return str(optimizer.param_groups[0]["params"][0].dtype).removeprefix("torch.")
+
+
+def precision_record(trainer, settings: dict) -> dict:
+    return {"master_weights_dtype": optimizer_dtype(trainer.optimizer), "load_dtype": settings["dtype"],
+            "mixed_precision": settings.get("mixed_precision", "no"), "engine": settings.get("engine", "none"),
+            "distributed_type": str(trainer.accelerator.distributed_type).split(".")[-1],
+            "processes": trainer.accelerator.num_processes,
+            "gradient_checkpointing": bool(trainer.args.gradient_checkpointing)}
+
+
+def save_outputs(trainer, tokenizer, record: dict, out_dir: str) -> None:
+    """The final model (gathered from every process's shard) and the manifest, atomically by the main process."""
+    if trainer.accelerator.num_processes == 1:
+        with io.atomic_dir(out_dir) as tmp:
+            trainer.save_model(str(tmp))
+            tokenizer.save_pretrained(tmp)
+            io.write_json(record, tmp / "mtarl_manifest.json")
+        return
+    staging = Path(out_dir).with_name(Path(out_dir).name + ".saving")
+    trainer.save_model(str(staging))  # every process takes part in gathering the shards
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(staging)
+        io.write_json(record, staging / "mtarl_manifest.json")
+        with io.atomic_dir(out_dir) as tmp:
+            tmp.rmdir()
+            staging.rename(tmp)
+    trainer.accelerator.wait_for_everyone()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -281,8 +390,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", required=True, help="output copy of metrics.jsonl")
     parser.add_argument("--examples", required=True, help="output copy of examples.jsonl (per-example accuracy)")
     parser.add_argument("--history", help="examples.jsonl of the ground-truth run (one-shot historical variance)")
+    parser.add_argument("--launch", default="", help="launcher of the processes (mtarl.launch.launcher); empty: one")
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.launch and not launch.inside_launch():
+        prepare_work_dir(Path(args.work), fingerprint(args.settings, args.model, args.problems, args.eval_problems,
+                                                      args.history))
+        launch.relaunch(args.launch)
+        return
     run(args.settings, args.model, args.problems, args.eval_problems, args.work, args.out, args.metrics,
         args.examples, args.history)

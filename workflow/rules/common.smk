@@ -166,11 +166,22 @@ def image(kind):
 
 
 def uses_gpu(stage):
-    """GPUs a job of ``stage`` needs: training on CUDA, sampling with vLLM or on CUDA."""
+    """GPUs a job of ``stage`` needs: training on CUDA (train.gpus_per_run), sampling with vLLM or on CUDA (one)."""
     on_cuda = config["train"]["defaults"]["device"] == "cuda"
     if stage == "train":
-        return int(on_cuda)
+        return config["train"].get("gpus_per_run", 1) if on_cuda else 0
     return int(on_cuda or config["sampling"]["backend"] == "vllm")
+
+
+def train_launch(wildcards):
+    """``--launch`` and the launcher of a training run's processes (mtarl.launch), or nothing for one process."""
+    import shlex
+
+    from mtarl.launch import launcher
+
+    variant, seed = mtarl_config.parse_run(wildcards.run)
+    prefix = launcher(mtarl_config.train_settings(config, variant, seed))
+    return f"--launch {shlex.quote(prefix)}" if prefix else ""
 
 
 def stage_kind():

@@ -23,9 +23,10 @@ rule train:
         model=base_model_param,
         work=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/work",
         history=history_option,
+        launch=train_launch,
     shell:
         "mtarl train --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
-        "--model {params.model:q} "
+        "{params.launch} --model {params.model:q} "
         "--problems {input.problems} --eval-problems {input.eval_problems} {params.history} "
         "--work {params.work} --out {output.model} --metrics {output.metrics} --examples {output.examples} "
         ">> {log} 2>&1"
