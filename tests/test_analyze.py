@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from study_fixture import write_study
 
-from mtarl import analyze
+from mtarl import analyze, io
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,6 +61,9 @@ def test_run_writes_every_table_figure_and_both_reports(tmp_path):
     trained = {(m, "add3", v): {1: [12] * 10, 2: [10] * 10} for m in ("aligned", "weak")
                for v in ("ground_truth", "one_shot")}
     inputs = write_study(tmp_path / "results", cells, {cell: [8] * 10 for cell in cells}, trained)
+    inputs.data = [str(tmp_path / "train.parquet")]  # a dataset split with bad rows, as its prepare manifest says
+    io.write_parquet(pl.DataFrame({"id": ["a"]}), inputs.data[0], {"task": "math", "split": "train", "report": {
+        "rows_read": 5, "rows_kept": 2, "rows_skipped": {"empty_prompt": 1, "missing_answer": 2}}})
     out = tmp_path / "analysis"
     result = analyze.run({"analyze": {"dpi": 40, "n_boot": 200, "seed": 0}, "study": "test"}, inputs, str(out),
                          str(REPO / "workflow/report"))
@@ -80,6 +83,8 @@ def test_run_writes_every_table_figure_and_both_reports(tmp_path):
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 6  # passk, trained pass@k, 2 alignment-gain, 2 training figures
     assert 'id="predictions"' in page and "Model-Task Alignment" in page  # the workflow description as intro
+    assert "<td>5</td><td>2</td><td>3</td><td>empty_prompt: 1, missing_answer: 2</td>" in (
+        out / "tables/data.html").read_text()
     markdown = (out / "summary.md").read_text()
     assert "| P1 | Ground-truth RL helps every model x task cell | supported |" in markdown
     assert "| aligned | add3 | ground_truth | 1 | add3 | avg@16 | 0.500 | 0.750 | 0.250 |" in markdown

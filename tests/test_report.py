@@ -14,7 +14,7 @@ import pytest
 from browser import chromium, snakemake_report_items, static_page_images
 from conftest import REPO, run_snakemake
 
-CATEGORIES = ["Predictions", "Base models and alignment", "RQ1 rewards", "RQ2 one-shot",
+CATEGORIES = ["Predictions", "Base models and alignment", "Data", "RQ1 rewards", "RQ2 one-shot",
               "RQ3 negative/positive samples", "Training dynamics"]
 ARTIFACTS = REPO / "results" / "test-artifacts" / "report"
 
@@ -45,6 +45,7 @@ def test_snakemake_report_shows_every_figure_and_table(smoke_study, browser_avai
     assert kinds == {
         "Predictions": ["html", "image", "image"],
         "Base models and alignment": ["html", "image"],
+        "Data": ["html"],
         "RQ1 rewards": ["html", "html", "image"],
         "RQ2 one-shot": ["html"],
         "RQ3 negative/positive samples": ["html", "html"],

@@ -26,7 +26,7 @@ one benchmark, named like the task; in the paper study task ``math`` has MATH500
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -97,7 +97,7 @@ OUTPUTS = {
     "page": "report.html", "base_passk": "passk.png", "passk_trained": "figures/passk_trained.png",
     "gain_passk": "figures/alignment_gain_passk.png", "gain_majgap": "figures/alignment_gain_majgap.png",
     "base_table": "tables/base_models.html", "predictions_table": "tables/predictions.html",
-    "zhu_table": "tables/zhu_vs_masked.html", "training": "training",
+    "zhu_table": "tables/zhu_vs_masked.html", "data_table": "tables/data.html", "training": "training",
     **{spec.name: f"tables/{spec.name}.html" for spec in tables.TABLES},
 }
 
@@ -110,6 +110,7 @@ class Inputs:
     scores: list[str]
     samples: list[str]
     train_metrics: list[str]
+    data: list[str] = field(default_factory=list)
 
 
 def read_all(paths: list[str]) -> pl.DataFrame:
@@ -137,6 +138,10 @@ def run(settings: dict, inputs: Inputs, out_dir: str, captions: str | None = Non
 
     write_figures(out, probe_metrics, cells, estimates, profiles, logs, n_boot, seed, dpi)
     fragments = write_tables(out, estimates, gains, profiles, verdicts, order)
+    fragments["data_table"] = tables.frame_html(
+        tables.data_table([io.read_manifest(path) for path in inputs.data]), "Problems per task split: read, kept, "
+        "skipped by reason, unscorable golds")
+    io.write_text(page.standalone(fragments["data_table"], "data"), out["data_table"])
     record = io.manifest("analyze", seed, settings, rows=summary.height)
     for name, frame in (("alignment", alignment), ("estimates", estimates), ("profiles", profiles),
                         ("predictions", verdicts), ("summary", summary)):
@@ -209,6 +214,7 @@ def static_page(settings: dict, out: dict, fragments: dict[str, str], captions: 
                                      image("gain_majgap", "Gain vs base maj@k - pass@1")]),
         page.Section("Base models and alignment", [image("base_passk", "Base models: pass@k"),
                                                    table("base_table", "Base models")]),
+        page.Section("Data", [table("data_table", "Problems per task split")]),
         page.Section("RQ1 rewards", [table("rq1_rewards", "Reward signal"), table("self_rewards", "Self-rewards"),
                                      image("passk_trained", "pass@k before and after training")]),
         page.Section("RQ2 one-shot", [table("one_shot", "One-shot RL")]),
@@ -229,10 +235,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", nargs="+", required=True,
                         help="evaluate sample parquet files, in the order of --scores")
     parser.add_argument("--train-metrics", nargs="*", default=[], help="training runs' metrics.jsonl files")
+    parser.add_argument("--data", nargs="*", default=[], help="the problem tables (their manifests: rows skipped)")
     parser.add_argument("--captions", help="folder of the report's caption files (workflow/report)")
     parser.add_argument("--out", required=True, help="output folder (results/analysis)")
 
 
 def main(args: argparse.Namespace) -> None:
-    inputs = Inputs(args.passk, args.alignment, args.probe_metrics, args.scores, args.samples, args.train_metrics)
+    inputs = Inputs(args.passk, args.alignment, args.probe_metrics, args.scores, args.samples, args.train_metrics,
+                    args.data)
     run(args.settings, inputs, args.out, args.captions)

@@ -15,6 +15,7 @@ rule analyze:
         scores=all_evaluations("scores"),
         samples=all_evaluations("samples"),
         train_metrics=all_training_logs(),
+        data=all_problem_tables(),
         captions=report_captions(),
     output:
         summary=f"{ANALYSIS}/summary.parquet",
@@ -90,6 +91,12 @@ rule analyze:
             category="RQ3 negative/positive samples",
             labels={"item": "Zhu et al. vs masked"},
         ),
+        data_table=report(
+            f"{ANALYSIS}/tables/data.html",
+            caption="../report/data_table.rst",
+            category="Data",
+            labels={"item": "problems per task split"},
+        ),
         training=report(
             directory(f"{ANALYSIS}/training"),
             patterns=["{model}.{task}.png"],
@@ -114,4 +121,4 @@ rule analyze:
     shell:
         "mtarl analyze --settings {params.settings:q} --passk {input.passk} --alignment {input.alignment} "
         "--probe-metrics {input.probe_metrics} --scores {input.scores} --samples {input.samples} "
-        "--train-metrics {input.train_metrics} --captions {params.captions:q} --out {params.out} > {log} 2>&1"
+        "--train-metrics {input.train_metrics} --data {input.data} --captions {params.captions:q} --out {params.out} > {log} 2>&1"

@@ -278,6 +278,10 @@ def all_training_logs():
     ]
 
 
+def all_problem_tables():
+    return [path for task in config["tasks"] for path in task_splits(task)]
+
+
 def report_captions():
     """The report's caption files: inputs of the analysis, whose static page quotes them."""
     return sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "report", "*.rst")))

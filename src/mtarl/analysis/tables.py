@@ -127,6 +127,23 @@ def zhu_vs_masked(estimates: pl.DataFrame, gains: dict) -> pl.DataFrame:
                                       "high": pl.Float64})
 
 
+def data_table(records: list[dict]) -> pl.DataFrame:
+    """Per task split, how its problems were read (the prepare manifests' report): rows read and kept, rows skipped
+    per reason (real datasets have empty or malformed rows; the paper configuration skips and counts them), and gold
+    answers the verifier cannot score (left out of rewards and metrics)."""
+    rows = []
+    for record in records:
+        report = record.get("report") or {}
+        skipped = report.get("rows_skipped") or {}
+        rows.append({"task": record.get("task"), "split": record.get("split"), "rows_read": report.get("rows_read"),
+                     "rows_kept": report.get("rows_kept"), "rows_skipped": sum(skipped.values()),
+                     "skipped_by_reason": ", ".join(f"{k}: {v}" for k, v in skipped.items()) or None,
+                     "unscorable_golds": report.get("unscorable_golds")})
+    schema = {"task": pl.String, "split": pl.String, "rows_read": pl.Int64, "rows_kept": pl.Int64,
+              "rows_skipped": pl.Int64, "skipped_by_reason": pl.String, "unscorable_golds": pl.Int64}
+    return pl.DataFrame(rows, schema=schema)
+
+
 def frame_html(frame: pl.DataFrame, title: str) -> str:
     """A plain HTML table of a polars frame (floats to 3 decimals)."""
     def cell(value) -> str:
