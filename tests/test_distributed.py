@@ -106,7 +106,8 @@ def test_training_rollouts_stop_on_the_pinned_ids_and_take_the_run_seed(repo, tm
     from trl.generation import vllm_generation
 
     for name in LAUNCH_ENV:  # TRL's colocate set-up writes these into os.environ: restore them afterwards
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded even when unset (a bare delenv of an unset name records nothing)
+        monkeypatch.delenv(name)
     monkeypatch.setattr(vllm_generation, "is_vllm_available", lambda: True)
     monkeypatch.setattr(vllm_generation, "LLM", FakeLLM, raising=False)
     monkeypatch.setattr(vllm_generation, "SamplingParams", FakeSamplingParams, raising=False)
