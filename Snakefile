@@ -18,7 +18,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 # snakemake --report report.html: the study's tables, figures and predictions, described by this page.
-report: "workflow/report/workflow.rst"
+report: "src/mtarl/analysis/captions/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

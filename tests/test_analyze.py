@@ -65,8 +65,7 @@ def test_run_writes_every_table_figure_and_both_reports(tmp_path):
     io.write_parquet(pl.DataFrame({"id": ["a"]}), inputs.data[0], {"task": "math", "split": "train", "report": {
         "rows_read": 5, "rows_kept": 2, "rows_skipped": {"empty_prompt": 1, "missing_answer": 2}}})
     out = tmp_path / "analysis"
-    result = analyze.run({"analyze": {"dpi": 40, "n_boot": 200, "seed": 0}, "study": "test"}, inputs, str(out),
-                         str(REPO / "workflow/report"))
+    result = analyze.run({"analyze": {"dpi": 40, "n_boot": 200, "seed": 0}, "study": "test"}, inputs, str(out))
     for rel in analyze.OUTPUTS.values():
         assert (out / rel).exists(), rel
     for png in [out / "passk.png", *(out / "figures").glob("*.png"), *(out / "training").glob("*.png")]:

@@ -1,7 +1,7 @@
 """Stage ``analyze``: the study's answer: tables, figures, predictions and reports, from the stored samples.
 
 Run: ``mtarl analyze --settings JSON --passk P.parquet ... --alignment A.parquet ... --probe-metrics M.parquet ...
---scores S.parquet ... --samples E.parquet ... --train-metrics metrics.jsonl ... --captions workflow/report
+--scores S.parquet ... --samples E.parquet ... --train-metrics metrics.jsonl ... --data train.parquet ...
 --out results/analysis``
 
 Writes into ``--out`` (the names are fixed; ``OUTPUTS`` lists them):
@@ -117,7 +117,12 @@ def read_all(paths: list[str]) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed")
 
 
-def run(settings: dict, inputs: Inputs, out_dir: str, captions: str | None = None) -> dict[str, pl.DataFrame]:
+# The captions of the report's tables and figures: the Snakemake report (report() in workflow/rules/analyze.smk) and
+# the static page quote the same files, which ship with the package so that no checkout path enters a job's inputs.
+CAPTIONS = Path(__file__).resolve().parent / "analysis" / "captions"
+
+
+def run(settings: dict, inputs: Inputs, out_dir: str, captions: str | Path = CAPTIONS) -> dict[str, pl.DataFrame]:
     analysis = settings["analyze"]
     n_boot, seed, dpi = analysis.get("n_boot", 1000), analysis.get("seed", 0), analysis["dpi"]
     out = {name: str(Path(out_dir) / rel) for name, rel in OUTPUTS.items()}
@@ -236,11 +241,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate sample parquet files, in the order of --scores")
     parser.add_argument("--train-metrics", nargs="*", default=[], help="training runs' metrics.jsonl files")
     parser.add_argument("--data", nargs="*", default=[], help="the problem tables (their manifests: rows skipped)")
-    parser.add_argument("--captions", help="folder of the report's caption files (workflow/report)")
     parser.add_argument("--out", required=True, help="output folder (results/analysis)")
 
 
 def main(args: argparse.Namespace) -> None:
     inputs = Inputs(args.passk, args.alignment, args.probe_metrics, args.scores, args.samples, args.train_metrics,
                     args.data)
-    run(args.settings, inputs, args.out, args.captions)
+    run(args.settings, inputs, args.out)

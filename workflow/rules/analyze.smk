@@ -16,7 +16,6 @@ rule analyze:
         samples=all_evaluations("samples"),
         train_metrics=all_training_logs(),
         data=all_problem_tables(),
-        captions=report_captions(),
     output:
         summary=f"{ANALYSIS}/summary.parquet",
         alignment=f"{ANALYSIS}/alignment.parquet",
@@ -27,80 +26,80 @@ rule analyze:
         page=f"{ANALYSIS}/report.html",
         predictions_table=report(
             f"{ANALYSIS}/tables/predictions.html",
-            caption="../report/predictions_table.rst",
+            caption="../../src/mtarl/analysis/captions/predictions_table.rst",
             category="Predictions",
             labels={"item": "predictions and verdicts"},
         ),
         gain_passk=report(
             f"{ANALYSIS}/figures/alignment_gain_passk.png",
-            caption="../report/gain_passk.rst",
+            caption="../../src/mtarl/analysis/captions/gain_passk.rst",
             category="Predictions",
             labels={"item": "gain vs base pass@k"},
         ),
         gain_majgap=report(
             f"{ANALYSIS}/figures/alignment_gain_majgap.png",
-            caption="../report/gain_majgap.rst",
+            caption="../../src/mtarl/analysis/captions/gain_majgap.rst",
             category="Predictions",
             labels={"item": "gain vs base maj@k - pass@1"},
         ),
         base_passk=report(
             f"{ANALYSIS}/passk.png",
-            caption="../report/base_passk.rst",
+            caption="../../src/mtarl/analysis/captions/base_passk.rst",
             category="Base models and alignment",
             labels={"item": "pass@k curves"},
         ),
         base_table=report(
             f"{ANALYSIS}/tables/base_models.html",
-            caption="../report/base_table.rst",
+            caption="../../src/mtarl/analysis/captions/base_table.rst",
             category="Base models and alignment",
             labels={"item": "probe profiles and verdicts"},
         ),
         rq1_rewards=report(
             f"{ANALYSIS}/tables/rq1_rewards.html",
-            caption="../report/rq1_rewards.rst",
+            caption="../../src/mtarl/analysis/captions/rq1_rewards.rst",
             category="RQ1 rewards",
             labels={"item": "reward signal"},
         ),
         self_rewards=report(
             f"{ANALYSIS}/tables/self_rewards.html",
-            caption="../report/self_rewards.rst",
+            caption="../../src/mtarl/analysis/captions/self_rewards.rst",
             category="RQ1 rewards",
             labels={"item": "self-rewards"},
         ),
         passk_trained=report(
             f"{ANALYSIS}/figures/passk_trained.png",
-            caption="../report/passk_trained.rst",
+            caption="../../src/mtarl/analysis/captions/passk_trained.rst",
             category="RQ1 rewards",
             labels={"item": "pass@k before and after training"},
         ),
         one_shot=report(
             f"{ANALYSIS}/tables/one_shot.html",
-            caption="../report/one_shot.rst",
+            caption="../../src/mtarl/analysis/captions/one_shot.rst",
             category="RQ2 one-shot",
             labels={"item": "one-shot RL"},
         ),
         rq3=report(
             f"{ANALYSIS}/tables/rq3.html",
-            caption="../report/rq3.rst",
+            caption="../../src/mtarl/analysis/captions/rq3.rst",
             category="RQ3 negative/positive samples",
             labels={"item": "NSR, PSR, Zhu et al."},
         ),
         zhu_table=report(
             f"{ANALYSIS}/tables/zhu_vs_masked.html",
-            caption="../report/zhu_table.rst",
+            caption="../../src/mtarl/analysis/captions/zhu_table.rst",
             category="RQ3 negative/positive samples",
             labels={"item": "Zhu et al. vs masked"},
         ),
         data_table=report(
             f"{ANALYSIS}/tables/data.html",
-            caption="../report/data_table.rst",
+            caption="../../src/mtarl/analysis/captions/data_table.rst",
             category="Data",
             labels={"item": "problems per task split"},
         ),
         training=report(
             directory(f"{ANALYSIS}/training"),
             patterns=["{model}.{task}.png"],
-            caption="../report/training.rst",
+            caption="../../src/mtarl/analysis/captions/training.rst",
             category="Training dynamics",
             labels={"model": "{model}", "task": "{task}"},
         ),
@@ -116,9 +115,8 @@ rule analyze:
     params:
         code=code("analyze"),
         settings=analyze_settings,
-        captions=lambda wildcards, input: os.path.dirname(input.captions[0]),
         out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
         "mtarl analyze --settings {params.settings:q} --passk {input.passk} --alignment {input.alignment} "
         "--probe-metrics {input.probe_metrics} --scores {input.scores} --samples {input.samples} "
-        "--train-metrics {input.train_metrics} --data {input.data} --captions {params.captions:q} --out {params.out} > {log} 2>&1"
+        "--train-metrics {input.train_metrics} --data {input.data} --out {params.out} > {log} 2>&1"

@@ -282,10 +282,5 @@ def all_problem_tables():
     return [path for task in config["tasks"] for path in task_splits(task)]
 
 
-def report_captions():
-    """The report's caption files: inputs of the analysis, whose static page quotes them."""
-    return sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "report", "*.rst")))
-
-
 def final_outputs():
     return [f"{RESULTS}/analysis/{name}" for name in ("summary.parquet", "predictions.parquet", "report.html")]

@@ -1,6 +1,6 @@
 """The static report page: one self-contained HTML file (figures embedded as data URIs) for readers who never run
 Snakemake. It shows the same tables, figures and captions as ``snakemake --report``; captions are the workflow's
-reStructuredText files (``workflow/report/*.rst``), rendered with docutils, so both reports say the same words.
+reStructuredText files (``mtarl/analysis/captions/*.rst``), rendered with docutils, so both reports say the same words.
 
 ``Section`` lists what a section holds, in order; ``render`` turns sections into the page.
 """
