@@ -137,8 +137,8 @@ def assert_code_edits_rerun_their_stages(repo: Path, workdir: Path) -> None:
     assert plan() == {}, "the same code in another checkout reruns nothing"
     # a reward function: the 8 trainings (2 models x 2 tasks x 2 variants), their evaluations, the analysis
     rewards = copy / "src/mtarl/rewards.py"
-    original = edit(rewards, "return [float(v.correct) for v in verdicts]",  # the ground-truth reward
-                    "return [1.0 * v.correct for v in verdicts]")
+    original = edit(rewards, "return [None if v.correct is None else float(v.correct) for v in verdicts]",
+                    "return [None if v.correct is None else 1.0 * v.correct for v in verdicts]")  # ground truth
     assert plan() == {"train": 8, "evaluate": 8, "analyze": 1, "all": 1}
     rewards.write_text(original)
     # the pretraining code: both pretrainings and everything downstream; the data stays
