@@ -28,7 +28,8 @@ def write_run(root: Path, model: str, task: str, variant: str, seed: int | None,
     run = "base" if seed is None else f"{variant}-s{seed}"
     folder = root / "evaluate" / model / task / run  # one table per run for all the task's benchmarks (here: one)
     folder.mkdir(parents=True, exist_ok=True)
-    samples = samples_frame(counts).with_columns(benchmark=pl.lit(task))
+    samples = samples_frame(counts).with_columns(benchmark=pl.lit(task), variant=pl.lit(variant),
+                                                 seed=pl.lit(seed, dtype=pl.Int64))
     samples.write_parquet(folder / "samples.parquet")
     acc = float(np.mean(counts)) / N_SAMPLES
     pl.DataFrame({"metric": [f"avg@{N_SAMPLES}"], "k": [N_SAMPLES], "value": [acc], "model": [model], "task": [task],

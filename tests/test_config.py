@@ -152,6 +152,16 @@ def test_run_names_round_trip(default):
         cfg.parse_run("ground_truth")
 
 
+def test_batch_seeds_makes_one_job_per_variant(repo, default):
+    config = broken(broken(default, ["seeds"], [1, 2]), ["train", "variants"], ["ground_truth", "nsr"])
+    batched, apart = broken(config, ["batch_seeds"], True), broken(config, ["batch_seeds"], False)
+    assert cfg.job_names(batched) == ["ground_truth", "nsr"]
+    assert cfg.job_runs(batched, "nsr") == ["nsr-s1", "nsr-s2"]
+    assert cfg.job_names(apart) == cfg.run_names(apart) == ["ground_truth-s1", "ground_truth-s2", "nsr-s1", "nsr-s2"]
+    assert cfg.job_runs(apart, "nsr-s2") == ["nsr-s2"] and cfg.job_runs(apart, "base") == ["base"]
+    assert default["batch_seeds"] and not cfg.load(repo / "config/paper.yaml")["batch_seeds"]
+
+
 def test_cli_offers_the_six_stages():
     from mtarl.cli import STAGES, build_parser
 

@@ -36,8 +36,8 @@ def test_one_job_scores_every_benchmark_and_each_gets_its_tables(tmp_path, rando
                              "max_new_tokens": 6, "temperature": 1.0, "top_p": 1.0, "top_k": 0,
                              "max_batch_sequences": 64}}
     out = {name: str(tmp_path / f"all_{name}.parquet") for name in ("samples", "greedy", "scores")}
-    scores = evaluate.run(settings, str(random_model_dir), "tiny", "add3", "ground_truth-s1", ["first", "second"],
-                          paths, out["samples"], out["greedy"], out["scores"], str(tmp_path / "metrics.jsonl"))
+    scores = evaluate.run(settings, [str(random_model_dir)], "tiny", "add3", ["ground_truth-s1"], ["first", "second"],
+                          paths, out["samples"], out["greedy"], out["scores"], [str(tmp_path / "metrics.jsonl")])
     by_benchmark = {b: rows["metric"].to_list() for (b,), rows in scores.group_by("benchmark", maintain_order=True)}
     assert by_benchmark == {"first": ["avg@4", "pass@1", "pass@2", "pass@4", "greedy", "best_val@4"],
                             "second": ["avg@4", "pass@1", "pass@2", "pass@4", "greedy"]}
@@ -47,7 +47,8 @@ def test_one_job_scores_every_benchmark_and_each_gets_its_tables(tmp_path, rando
     assert pl.read_parquet(out["greedy"]).group_by("benchmark").len().sort("benchmark")["len"].to_list() == [3, 2]
 
     samples = pl.read_parquet(out["samples"])
-    assert samples.columns == [*SAMPLE_SCHEMA, "benchmark"]  # the probe's sample schema, plus the benchmark
+    # the probe's sample schema, plus the benchmark and the run
+    assert samples.columns == [*SAMPLE_SCHEMA, "benchmark", "variant", "seed"]
     assert samples.group_by("benchmark").len().sort("benchmark")["len"].to_list() == [3 * 4, 2 * 4]
 
 

@@ -55,13 +55,13 @@ def test_one_evaluate_job_per_trained_model(plan):
     # 2 models x 2 tasks x (base + 14 variants): one model load each, instead of one per benchmark (270)
     evaluations = jobs(plan, "evaluate")
     assert len(evaluations) == 60
-    qwen_math_gt = next(b for b in evaluations if "wildcards: model=qwen, task=math, run=ground_truth-s1" in b)
+    qwen_math_gt = next(b for b in evaluations if "wildcards: model=qwen, task=math, job=ground_truth-s1" in b)
     for benchmark in ("math500", "aime24", "amc23"):
         assert f"results/data/math/{benchmark}.parquet" in qwen_math_gt
 
 
 def test_one_shot_history_run_is_planned_on_its_candidate_subset(plan):
-    history = [b for b in jobs(plan, "train") if "run=ground_truth_subset-s1" in b]
+    history = [b for b in jobs(plan, "train") if "job=ground_truth_subset-s1" in b]
     assert len(history) == 4  # 2 models x 2 tasks; trained for one-shot selection only, so never evaluated
     assert "results/train/qwen/math/ground_truth_subset-s1/examples.jsonl" in "".join(jobs(plan, "train"))
     assert not [b for b in jobs(plan, "evaluate") if "ground_truth_subset" in b]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,6 +78,64 @@ def test_killed_training_resumes_from_its_last_checkpoint(repo, tmp_path, random
     checkpoints = list((tmp_path / "work").glob("checkpoint-*"))
     assert checkpoints and all((c / "model.safetensors").exists() for c in checkpoints)
     assert not [p for c in checkpoints for p in c.glob("optimizer*")]
+
+
+def seeds_command(settings_: dict, model: Path, data: dict, outs: list[Path]) -> list[str]:
+    """One ``mtarl train`` process for the runs of ``settings_["seeds"]``, one output folder each."""
+    paths = {option: [str(out / name) for out in outs] for option, name in
+             (("--work", "work"), ("--out", "model"), ("--metrics", "metrics.jsonl"), ("--examples", "ex.jsonl"))}
+    return [sys.executable, "-m", "mtarl.cli", "train", "--settings", json.dumps(settings_), "--model", str(model),
+            "--problems", str(data["train"]), "--eval-problems", str(data["eval"]),
+            *[arg for option, values in paths.items() for arg in (option, *values)]]
+
+
+def learning_record(folder: Path) -> list[dict]:
+    """What a run learned, step by step: its logged rewards and losses (not timings)."""
+    keys = ("step", "reward", "loss", "grad_norm", "gt_accuracy", "entropy")
+    return [{k: r.get(k) for k in keys} for r in io.read_jsonl(folder / "metrics.jsonl")]
+
+
+def test_seeds_trained_in_one_process_equal_separate_runs(repo, tmp_path, random_model_dir, add3_problems):
+    """batch_seeds: a job trains a variant's seeds one after the other in one process. Each run must be exactly the
+    run that seed gets alone (nothing carries over from the previous seed), with its own seed in its manifest; and
+    a rerun after the job's outputs were removed (Snakemake's clean-up of a failed job) resumes each run from its
+    last checkpoint instead of training it again."""
+    s = settings(repo, max_steps=2, save_steps=1, prompts_per_step=2, num_generations=4, val_every=0)
+    del s["seed"]
+    both = [tmp_path / "s1", tmp_path / "s2"]
+    batch = subprocess.run(seeds_command({**s, "seeds": [1, 2]}, random_model_dir, add3_problems, both),
+                           capture_output=True, text=True, timeout=300)
+    assert batch.returncode == 0, batch.stderr[-3000:]
+    alone = subprocess.run(seeds_command({**s, "seeds": [2]}, random_model_dir, add3_problems, [tmp_path / "alone"]),
+                           capture_output=True, text=True, timeout=300)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert learning_record(tmp_path / "s2") == learning_record(tmp_path / "alone")
+    assert learning_record(tmp_path / "s1") != learning_record(tmp_path / "s2"), "different seeds, different runs"
+    assert [json.loads((out / "model/mtarl_manifest.json").read_text())["seed"] for out in both] == [1, 2]
+
+    for out in both:  # what Snakemake deletes of a failed job: its outputs, not the work folders
+        shutil.rmtree(out / "model")
+        (out / "metrics.jsonl").unlink()
+    rerun = subprocess.run(seeds_command({**s, "seeds": [1, 2]}, random_model_dir, add3_problems, both),
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert all(f"resuming from {out / 'work' / 'checkpoint-2'}" in rerun.stdout for out in both)
+    assert learning_record(tmp_path / "s2") == learning_record(tmp_path / "alone")
+
+
+def test_seed_list_and_paths_must_pair_up():
+    import argparse
+
+    args = argparse.Namespace(settings={"seeds": [1, 2], "variant": "nsr"}, model="m", problems="p",
+                              eval_problems="e", work=["w1", "w2"], out=["o1"], metrics=["m1", "m2"],
+                              examples=["x1", "x2"], history=None)
+    with pytest.raises(ValueError, match=r"2 seeds \[1, 2\] but 1 out_dir paths"):
+        train_stage.seed_runs(args)
+    args.out = ["o1", "o2"]
+    runs = train_stage.seed_runs(args)
+    assert [(r["settings"]["seed"], r["work_dir"], r["out_dir"], r["history_path"]) for r in runs] == [
+        (1, "w1", "o1", None), (2, "w2", "o2", None)]
+    assert "seeds" not in runs[0]["settings"]
 
 
 def test_validation_samples_at_its_own_temperature(repo):

@@ -37,10 +37,13 @@ def test_dry_run_plans_every_rule(repo, tmp_path):
     result = snakemake(repo, tmp_path, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # 2 tasks x 2 base models x 13 variants x 3 seeds: probes 2x2 (of 2 shards each), trainings 2x2x13x3,
-    # evaluations 2x2x(base + 13x3)
-    assert counts == {"prepare": 4, "pretrain": 2, "probe_shard": 8, "probe": 4, "train": 156, "evaluate": 160,
+    # 2 tasks x 2 base models x 13 variants x 3 seeds: probes 2x2 (of 2 shards each); with batch_seeds one train and
+    # one evaluate job per variant for its 3 seeds: trainings 2x2x13, evaluations 2x2x(base + 13)
+    assert counts == {"prepare": 4, "pretrain": 2, "probe_shard": 8, "probe": 4, "train": 52, "evaluate": 56,
                       "analyze": 1, "all": 1}
+    (tmp_path / "apart.yaml").write_text("batch_seeds: false\n")
+    apart = job_counts(snakemake(repo, tmp_path, "-n", "--configfile", str(tmp_path / "apart.yaml")).stdout)
+    assert (apart["train"], apart["evaluate"]) == (156, 160), "one job per seed: 2x2x13x3 and 2x2x(1 + 13x3)"
 
 
 def test_smoke_study_runs_end_to_end(repo, smoke_study):
@@ -211,7 +214,7 @@ def assert_downloads_come_first_and_feed_the_jobs(plan: str) -> None:
               "llama": "resources/hub/models/meta-llama--Llama-3.1-8B-Instruct/main"}
     for (rule, body), found in inputs.items():
         model = re.search(r"wildcards: model=(\w+)", body)
-        base = rule in ("probe_shard", "train") or (rule == "evaluate" and "run=base" in body)
+        base = rule in ("probe_shard", "train") or (rule == "evaluate" and "job=base" in body)
         if base:
             assert found and models[model[1]] in found[1].split(", "), f"{rule} job without its model: {body}"
         if rule == "prepare":

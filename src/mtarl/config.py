@@ -309,6 +309,26 @@ def run_names(config: dict) -> list[str]:
     return [f"{v}-s{s}" for v in config["train"]["variants"] for s in config["seeds"]]
 
 
+def job_names(config: dict) -> list[str]:
+    """The train (and evaluate) jobs of the trained runs: one per variant, for all its seeds, under ``batch_seeds``;
+    else one per run (``<variant>-s<seed>``)."""
+    if config.get("batch_seeds", False):
+        return list(config["train"]["variants"])
+    return run_names(config)
+
+
+def job_runs(config: dict, job: str) -> list[str]:
+    """The runs of a job: ``base`` -> [base]; ``nsr-s2`` -> [nsr-s2]; ``nsr`` (every seed) -> [nsr-s1, nsr-s2, ...]."""
+    if job == "base" or is_run(job):
+        return [job]
+    return [f"{job}-s{seed}" for seed in config["seeds"]]
+
+
+def is_run(name: str) -> bool:
+    variant, sep, seed = name.rpartition("-s")
+    return bool(sep and variant and seed.isdigit())
+
+
 def parse_run(run: str) -> tuple[str, int | None]:
     """``base`` -> ("base", None); ``ground_truth-s3`` -> ("ground_truth", 3)."""
     if run == "base":

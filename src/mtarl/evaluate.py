@@ -1,15 +1,18 @@
 """Stage ``evaluate``: score a base or trained model on every benchmark of its task, loading the model once.
 
-Run: ``mtarl evaluate --settings JSON --model DIR --model-name M --task T --run RUN --benchmarks B1 B2 ...
---problems B1.parquet B2.parquet ... [--train-metrics metrics.jsonl] --samples S.parquet --greedy G.parquet
+Run: ``mtarl evaluate --settings JSON --models DIR... --model-name M --task T --runs RUN... --benchmarks B1 B2 ...
+--problems B1.parquet B2.parquet ... [--train-metrics metrics.jsonl...] --samples S.parquet --greedy G.parquet
 --scores C.parquet``
 
-One job per model x task x run (``RUN`` is ``base`` or ``<variant>-s<seed>``): the sampler (vLLM with a 7-8B model in
-the paper study) starts once for all the task's benchmarks, and writes one table of each kind for all of them
-(``results/evaluate/{model}/{task}/{run}/``, with a ``benchmark`` column; the analysis reads them):
+One job per model x task x job: the base model (``RUN`` ``base``), or the trained runs of a job (``<variant>-s<seed>``:
+every seed of a variant under ``batch_seeds``, else one), one model directory and training log per run, in order.
+Each model's sampler (vLLM with a 7-8B model in the paper study) starts once for all the task's benchmarks; the job
+writes one table of each kind for all its runs and benchmarks (``results/evaluate/{model}/{task}/{job}/``, with
+``benchmark``, ``variant`` and ``seed`` columns; the analysis reads them):
 
 - ``samples.parquet``: the per-sample table of ``mtarl.scoring`` for every benchmark (``evaluate.n`` samples per
-  problem at T = ``sampling.temperature``, top_p = ``evaluate.top_p``), plus ``benchmark``;
+  problem at T = ``sampling.temperature``, top_p = ``evaluate.top_p``), plus ``benchmark``, ``variant`` and ``seed``
+  (null for the base model);
 - ``greedy.parquet``: one greedy (T = 0) completion per problem, same columns;
 - ``scores.parquet``, one row per benchmark and metric (the final-number protocol, study.md 8):
   ``metric`` str, ``k`` int, ``value`` float, ``model``, ``task``, ``benchmark``, ``variant`` str, ``seed`` int
@@ -59,19 +62,24 @@ def best_validation(records: list[dict]) -> dict | None:
     return {"metric": f"best_val@{m}", "k": int(m), "value": float(value), "checkpoint": f"step-{step}"}
 
 
-def run(settings: dict, model: str, model_name: str, task: str, run_name: str, benchmarks: list[str],
-        problems: list[str], samples_path: str, greedy_path: str, scores_path: str,
-        train_metrics: str | None = None) -> pl.DataFrame:
-    if len(benchmarks) != len(problems):
-        raise ValueError(f"evaluate: {len(benchmarks)} benchmarks but {len(problems)} problem tables")
-    evaluation, sampling = settings["evaluate"], settings["sampling"]
+def run_columns(run_name: str) -> dict:
+    """The ``variant`` and ``seed`` columns that name a run in every table (seed null for the base model)."""
     variant, seed = parse_run(run_name)
+    return {"variant": pl.lit(variant), "seed": pl.lit(seed, dtype=pl.Int64)}
+
+
+def evaluate_model(settings: dict, model: str, run_name: str, benchmarks: list[str], problems: list[str],
+                   train_metrics: str | None) -> tuple[dict, dict]:
+    """One model on every benchmark: its (samples, greedy, scores) tables, each with ``benchmark``, ``variant`` and
+    ``seed`` columns, and what the manifest records of it."""
+    evaluation, sampling = settings["evaluate"], settings["sampling"]
     params = scoring.sampling_params(sampling, n=evaluation["n"], seed=evaluation["seed"], top_p=evaluation["top_p"])
     greedy_params = scoring.sampling_params(sampling, n=1, seed=evaluation["seed"], temperature=0.0)
     chat = scoring.chat_for(sampling, settings.get("chat"))
     sampler = scoring.make_sampler(sampling["backend"], model, max_batch_sequences=sampling["max_batch_sequences"],
                                    chat=chat, dtype=sampling["dtype"])
-    sampled, greedy, scores, unscorable, overlong = [], [], [], {}, {}
+    tables = {"samples": [], "greedy": [], "scores": []}
+    unscorable, overlong = {}, {}
     for benchmark, path in zip(benchmarks, problems, strict=True):
         table = pl.read_parquet(path)
         if evaluation.get("n_problems"):
@@ -80,44 +88,63 @@ def run(settings: dict, model: str, model_name: str, task: str, run_name: str, b
                                                            sampling.get("max_prompt_tokens"))
         samples = scoring.sample_and_score(sampler, table, params)
         greedy_samples = scoring.sample_and_score(sampler, table, greedy_params)
-        sampled.append(samples.with_columns(benchmark=pl.lit(benchmark)))
-        greedy.append(greedy_samples.with_columns(benchmark=pl.lit(benchmark)))
         scored, unscorable[benchmark] = metrics.drop_unscorable(samples)
         scored_greedy, _ = metrics.drop_unscorable(greedy_samples)
-        scores.append(score_table(scored, scored_greedy).with_columns(benchmark=pl.lit(benchmark)))
+        for kind, frame in (("samples", samples), ("greedy", greedy_samples),
+                            ("scores", score_table(scored, scored_greedy))):
+            tables[kind].append(frame.with_columns(benchmark=pl.lit(benchmark)))
     best = best_validation(io.read_jsonl(train_metrics)) if train_metrics else None
     if best is not None:  # in-training validation samples the task's first benchmark (mtarl.train)
-        scores.append(pl.DataFrame([best], schema=SCORES_SCHEMA).with_columns(benchmark=pl.lit(benchmarks[0])))
-    table = pl.concat(scores).with_columns(
-        model=pl.lit(model_name), task=pl.lit(task), variant=pl.lit(variant), seed=pl.lit(seed, dtype=pl.Int64),
-    ).select("metric", "k", "value", "model", "task", "benchmark", "variant", "seed", "checkpoint")
-    record = io.manifest("evaluate", evaluation["seed"], settings, model=model, run=run_name, benchmarks=benchmarks,
-                         model_revision=model_revision(model), sampling=params.to_dict(),
-                         greedy_sampling=greedy_params.to_dict(), chat=chat,
-                         backend=getattr(sampler, "name", sampling["backend"]), unscorable_problems=unscorable,
-                         overlong_problems=overlong)
-    io.write_parquet(pl.concat(sampled), samples_path, record)
-    io.write_parquet(pl.concat(greedy), greedy_path, record)
-    io.write_parquet(table, scores_path, record)
-    for (benchmark,), rows in table.group_by("benchmark", maintain_order=True):
-        print(f"evaluate: {model_name} x {task}/{benchmark} [{run_name}]: "
+        tables["scores"].append(pl.DataFrame([best], schema=SCORES_SCHEMA).with_columns(benchmark=pl.lit(benchmarks[0])))
+    tables = {kind: pl.concat(frames).with_columns(**run_columns(run_name)) for kind, frames in tables.items()}
+    record = {"model": model, "model_revision": model_revision(model), "sampling": params.to_dict(),
+              "greedy_sampling": greedy_params.to_dict(), "chat": chat,
+              "backend": getattr(sampler, "name", sampling["backend"]), "unscorable_problems": unscorable,
+              "overlong_problems": overlong}
+    return tables, record
+
+
+def run(settings: dict, models: list[str], model_name: str, task: str, run_names: list[str], benchmarks: list[str],
+        problems: list[str], samples_path: str, greedy_path: str, scores_path: str,
+        train_metrics: list[str] | None = None) -> pl.DataFrame:
+    if len(benchmarks) != len(problems):
+        raise ValueError(f"evaluate: {len(benchmarks)} benchmarks but {len(problems)} problem tables")
+    train_metrics = train_metrics or [None] * len(run_names)
+    if not len(models) == len(run_names) == len(train_metrics):
+        raise ValueError(f"evaluate: {len(run_names)} runs {run_names} but {len(models)} models and "
+                         f"{len(train_metrics)} training logs")
+    tables, runs = {"samples": [], "greedy": [], "scores": []}, {}
+    for model, run_name, log in zip(models, run_names, train_metrics):
+        model_tables, runs[run_name] = evaluate_model(settings, model, run_name, benchmarks, problems, log)
+        for kind, frame in model_tables.items():
+            tables[kind].append(frame)
+    tables = {kind: pl.concat(frames) for kind, frames in tables.items()}
+    scores = tables["scores"].with_columns(model=pl.lit(model_name), task=pl.lit(task)).select(
+        "metric", "k", "value", "model", "task", "benchmark", "variant", "seed", "checkpoint")
+    record = io.manifest("evaluate", settings["evaluate"]["seed"], settings, benchmarks=benchmarks, runs=runs)
+    io.write_parquet(tables["samples"], samples_path, record)
+    io.write_parquet(tables["greedy"], greedy_path, record)
+    io.write_parquet(scores, scores_path, record)
+    for (variant, seed, benchmark), rows in scores.group_by("variant", "seed", "benchmark", maintain_order=True):
+        print(f"evaluate: {model_name} x {task}/{benchmark} [{variant} seed {seed}]: "
               + ", ".join(f"{m} {v:.3f}" for m, v in zip(rows["metric"], rows["value"])))
-    return table
+    return scores
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model directory or hub id")
+    parser.add_argument("--models", nargs="+", required=True, help="model directories or hub ids, one per run")
     parser.add_argument("--model-name", required=True)
     parser.add_argument("--task", required=True)
-    parser.add_argument("--run", required=True, help="'base' or '<variant>-s<seed>'")
+    parser.add_argument("--runs", nargs="+", required=True, help="'base' or '<variant>-s<seed>' of each model")
     parser.add_argument("--benchmarks", nargs="+", required=True, help="the task's benchmark names, in config order")
     parser.add_argument("--problems", nargs="+", required=True, help="each benchmark's problem parquet, same order")
-    parser.add_argument("--train-metrics", help="the trained run's metrics.jsonl (best in-training validation)")
+    parser.add_argument("--train-metrics", nargs="+",
+                        help="each trained run's metrics.jsonl (best in-training validation), in --runs order")
     parser.add_argument("--samples", required=True, help="output per-sample parquet of every benchmark")
     parser.add_argument("--greedy", required=True, help="output greedy per-sample parquet of every benchmark")
     parser.add_argument("--scores", required=True, help="output scores parquet of every benchmark")
 
 
 def main(args: argparse.Namespace) -> None:
-    run(args.settings, args.model, args.model_name, args.task, args.run, args.benchmarks, args.problems,
+    run(args.settings, args.models, args.model_name, args.task, args.runs, args.benchmarks, args.problems,
         args.samples, args.greedy, args.scores, args.train_metrics)

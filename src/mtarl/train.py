@@ -1,7 +1,12 @@
 """Stage ``train``: GRPO on a base model with TRL's ``GRPOTrainer``, resumable after a kill.
 
 Run: ``mtarl train --settings JSON --model PATH_OR_ID --problems train.parquet --eval-problems eval.parquet
---work DIR --out MODEL_DIR --metrics metrics.jsonl --examples examples.jsonl [--history GT_RUN/examples.jsonl]``
+--work DIR... --out MODEL_DIR... --metrics metrics.jsonl... --examples examples.jsonl... [--history GT/examples.jsonl...]``
+
+One command trains the runs of one variant, one after the other in one process: the settings JSON holds ``seeds``
+(a list) and each path option takes one path per seed, in the same order (``batch_seeds`` in the configuration; the
+process start and imports are a third of a miniature run). Each run is independent: its own seed, work directory,
+outputs and manifest.
 
 A variant is its settings: ``reward`` (mtarl.rewards), ``estimator`` (mtarl.rl.advantages), ``gate``, ``p``,
 ``lam``, ``entropy_coef`` (negative = entropy minimisation), ``one_shot`` and ``dynamic_sampling``.
@@ -47,7 +52,8 @@ from pathlib import Path
 import polars as pl
 import torch
 from datasets import Dataset
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerState
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer
 
@@ -247,7 +253,7 @@ def prepare_work_dir(work_dir: Path, expected: dict) -> str | None:
     work_dir.mkdir(parents=True, exist_ok=True)
     io.write_json(expected, stamp)
     checkpoint = last_checkpoint(work_dir)
-    resumed_step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
+    resumed_step = checkpoint_step(checkpoint) if checkpoint else 0
     # Drop log lines of steps the resumed run will redo: metrics are logged after step s, examples when the
     # generation batch of step s+1 is scored (at global_step s).
     truncate_jsonl(work_dir / LOG_NAME, lambda r: r["step"] <= resumed_step)
@@ -255,6 +261,19 @@ def prepare_work_dir(work_dir: Path, expected: dict) -> str | None:
     if checkpoint:
         print(f"train: resuming from {checkpoint} (step {resumed_step})")
     return checkpoint
+
+
+def checkpoint_step(checkpoint: str) -> int:
+    return int(Path(checkpoint).name.split("-")[-1])
+
+
+def restore_finished(trainer, checkpoint: str) -> None:
+    """A run whose last checkpoint is its last step (its outputs were removed after it finished, e.g. by Snakemake
+    when a later seed of the same job failed): take its final weights and state instead of training again (the
+    Trainer resumed at max_steps would run one more step)."""
+    print(f"train: {checkpoint} is the run's last step; restoring it without training")
+    trainer._load_from_checkpoint(checkpoint)
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / TRAINER_STATE_NAME))
 
 
 def last_checkpoint(work_dir: Path) -> str | None:
@@ -321,11 +340,16 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
     trainer, made = build_trainer(settings, model_path, problems_path, eval_path, work, history_path)
     tokenizer = trainer.processing_class
     started = time.time()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    restored = bool(checkpoint) and checkpoint_step(checkpoint) >= settings["max_steps"]
+    if restored:
+        restore_finished(trainer, checkpoint)
+    else:
+        trainer.train(resume_from_checkpoint=checkpoint)
     engines = range(trainer.accelerator.num_processes)
     record = io.manifest("train", settings["seed"], settings, model=model_path, resumed_from=checkpoint,
                          model_revision=model_revision(model_path), dynamic_sampling=settings["dynamic_sampling"],
                          global_step=trainer.state.global_step, wall_seconds=round(time.time() - started, 1),
+                         restored_without_training=restored,
                          vllm_importance_sampling_correction=False,
                          self_certainty_logprobs="recomputed with the pre-update policy", **made,
                          precision=precision_record(trainer, settings), trl_eos_token_ids=list(trainer.eos_token_ids),
@@ -354,7 +378,10 @@ def optimizer_dtype(optimizer) -> str:
 
 
 def precision_record(trainer, settings: dict) -> dict:
-    return {"master_weights_dtype": optimizer_dtype(trainer.optimizer), "load_dtype": settings["dtype"],
+    # A restored finished run (restore_finished) made no optimizer: its weights' dtype is the one it trained in.
+    master = (optimizer_dtype(trainer.optimizer) if trainer.optimizer is not None
+              else str(next(trainer.model.parameters()).dtype).removeprefix("torch."))
+    return {"master_weights_dtype": master, "load_dtype": settings["dtype"],
             "mixed_precision": settings.get("mixed_precision", "no"), "engine": settings.get("engine", "none"),
             "distributed_type": str(trainer.accelerator.distributed_type).split(".")[-1],
             "processes": trainer.accelerator.num_processes,
@@ -385,19 +412,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="base model: local directory or hub id")
     parser.add_argument("--problems", required=True, help="train-split problem parquet")
     parser.add_argument("--eval-problems", required=True, help="eval-split problem parquet (validation)")
-    parser.add_argument("--work", required=True, help="checkpoint directory (kept across kills, not an output)")
-    parser.add_argument("--out", required=True, help="output directory of the final model")
-    parser.add_argument("--metrics", required=True, help="output copy of metrics.jsonl")
-    parser.add_argument("--examples", required=True, help="output copy of examples.jsonl (per-example accuracy)")
-    parser.add_argument("--history", help="examples.jsonl of the ground-truth run (one-shot historical variance)")
+    per_seed = "one per seed of the settings' seeds, in order"
+    parser.add_argument("--work", nargs="+", required=True,
+                        help=f"checkpoint directories (kept across kills, not outputs), {per_seed}")
+    parser.add_argument("--out", nargs="+", required=True, help=f"output directories of the final models, {per_seed}")
+    parser.add_argument("--metrics", nargs="+", required=True, help=f"output copies of metrics.jsonl, {per_seed}")
+    parser.add_argument("--examples", nargs="+", required=True,
+                        help=f"output copies of examples.jsonl (per-example accuracy), {per_seed}")
+    parser.add_argument("--history", nargs="+",
+                        help=f"examples.jsonl of the ground-truth runs (one-shot historical variance), {per_seed}")
     parser.add_argument("--launch", default="", help="launcher of the processes (mtarl.launch.launcher); empty: one")
 
 
+def seed_runs(args: argparse.Namespace) -> list[dict]:
+    """The arguments of ``run`` for each seed of the command (``settings["seeds"]``, or one ``settings["seed"]``)."""
+    settings = dict(args.settings)
+    seeds = settings.pop("seeds", None) or [settings.pop("seed")]
+    paths = {"work_dir": args.work, "out_dir": args.out, "metrics_path": args.metrics,
+             "examples_path": args.examples, "history_path": args.history or [None] * len(seeds)}
+    for name, values in paths.items():
+        if len(values) != len(seeds):
+            raise ValueError(f"train: {len(seeds)} seeds {seeds} but {len(values)} {name} paths {values}")
+    return [{"settings": {**settings, "seed": seed}, "model_path": args.model, "problems_path": args.problems,
+             "eval_path": args.eval_problems, **{name: values[i] for name, values in paths.items()}}
+            for i, seed in enumerate(seeds)]
+
+
 def main(args: argparse.Namespace) -> None:
+    runs = seed_runs(args)
     if args.launch and not launch.inside_launch():
-        prepare_work_dir(Path(args.work), fingerprint(args.settings, args.model, args.problems, args.eval_problems,
-                                                      args.history))
+        for r in runs:
+            prepare_work_dir(Path(r["work_dir"]), fingerprint(r["settings"], r["model_path"], r["problems_path"],
+                                                              r["eval_path"], r["history_path"]))
         launch.relaunch(args.launch)
         return
-    run(args.settings, args.model, args.problems, args.eval_problems, args.work, args.out, args.metrics,
-        args.examples, args.history)
+    for r in runs:
+        run(**r)

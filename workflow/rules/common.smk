@@ -23,7 +23,7 @@ except mtarl_config.ConfigError as err:
 wildcard_constraints:
     model=r"[A-Za-z][A-Za-z0-9_.]*",
     task=r"[A-Za-z][A-Za-z0-9_.]*",
-    run=r"base|[A-Za-z][A-Za-z0-9_.]*-s\d+",
+    job=r"base|[A-Za-z][A-Za-z0-9_.]*(-s\d+)?",
     split=r"[A-Za-z][A-Za-z0-9_.]*",
     benchmark=r"[A-Za-z][A-Za-z0-9_.]*",
     shard=r"\d+",
@@ -101,54 +101,64 @@ def pretrain_problems(wildcards):
     return [path for task in tasks for path in task_splits(task)]
 
 
-def history_file(wildcards):
-    """The ground-truth run's per-example history that one-shot selection reads (None if not needed)."""
-    variant, seed = mtarl_config.parse_run(wildcards.run)
-    source = mtarl_config.history_run(config, variant)
-    if source is None:
-        return None
-    return f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{source}-s{seed}/examples.jsonl"
+def job_runs(wildcards):
+    """The runs of a train or evaluate job: ``base``, one ``<variant>-s<seed>``, or every seed of a variant."""
+    return mtarl_config.job_runs(config, wildcards.job)
+
+
+def run_outputs(path):
+    """A train job's outputs: ``path`` (a pattern with ``{run}``) for each run of the job. With batch_seeds the job
+    (wildcard ``job``) is a variant and gets one path per seed; otherwise the job is the run."""
+    if config.get("batch_seeds", False):
+        return [path.replace("{run}", f"{{job}}-s{seed}") for seed in config["seeds"]]
+    return [path.replace("{run}", "{job}")]
+
+
+def trained(wildcards, name):
+    """``name`` (model, metrics.jsonl, ...) of every trained run of the job."""
+    return [f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{run}/{name}" for run in job_runs(wildcards)]
+
+
+def history_files(wildcards):
+    """Per run of the job, the ground-truth run's per-example history that one-shot selection reads (none if not
+    needed)."""
+    histories = []
+    for run in job_runs(wildcards):
+        variant, seed = mtarl_config.parse_run(run)
+        source = mtarl_config.history_run(config, variant)
+        if source is not None:
+            histories.append(f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{source}-s{seed}/examples.jsonl")
+    return histories
 
 
 def train_inputs(wildcards):
-    inputs = {
+    return {
         "model": base_model_input(wildcards),
         "problems": problems(wildcards.task, "train"),
         "eval_problems": problems(wildcards.task, benchmarks(wildcards.task)[0]),
+        "history": history_files(wildcards),
     }
-    history = history_file(wildcards)
-    if history:
-        inputs["history"] = history
-    return inputs
 
 
 def history_option(wildcards):
-    history = history_file(wildcards)
-    return f"--history {history}" if history else ""
+    histories = history_files(wildcards)
+    return f"--history {' '.join(histories)}" if histories else ""
 
 
-def evaluated_model(wildcards):
-    if wildcards.run == "base":
-        return base_model(wildcards.model)
-    return f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{wildcards.run}/model"
-
-
-def evaluated_model_input(wildcards):
-    if wildcards.run == "base":
-        return base_model_input(wildcards)
-    return [evaluated_model(wildcards)]
+def evaluated_models(wildcards):
+    if wildcards.job == "base":
+        return [base_model(wildcards.model)]
+    return trained(wildcards, "model")
 
 
 def trained_metrics(wildcards):
-    """The trained run's training log (its in-training validation gives the best-checkpoint score); none for base."""
-    if wildcards.run == "base":
-        return []
-    return [f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{wildcards.run}/metrics.jsonl"]
+    """The trained runs' training logs (in-training validation gives the best-checkpoint score); none for base."""
+    return [] if wildcards.job == "base" else trained(wildcards, "metrics.jsonl")
 
 
 def evaluate_inputs(wildcards):
     return {
-        "model": evaluated_model_input(wildcards),
+        "model": evaluated_models(wildcards),
         "problems": [problems(wildcards.task, benchmark) for benchmark in benchmarks(wildcards.task)],
         "train_metrics": trained_metrics(wildcards),
     }
@@ -156,7 +166,7 @@ def evaluate_inputs(wildcards):
 
 def train_metrics_option(wildcards):
     paths = trained_metrics(wildcards)
-    return f"--train-metrics {paths[0]}" if paths else ""
+    return f"--train-metrics {' '.join(paths)}" if paths else ""
 
 
 def image(kind):
@@ -179,7 +189,7 @@ def train_launch(wildcards):
 
     from mtarl.launch import launcher
 
-    variant, seed = mtarl_config.parse_run(wildcards.run)
+    variant, seed = mtarl_config.parse_run(job_runs(wildcards)[0])
     prefix = launcher(mtarl_config.train_settings(config, variant, seed))
     return f"--launch {shlex.quote(prefix)}" if prefix else ""
 
@@ -232,10 +242,12 @@ def probe_shard_files(wildcards, table):
 
 
 def train_settings(wildcards):
-    variant, seed = mtarl_config.parse_run(wildcards.run)
-    settings = mtarl_config.train_settings(config, variant, seed)
+    """The settings of the job's runs, which differ only in ``seed``: given once, with the seeds as a list."""
+    runs = [mtarl_config.parse_run(run) for run in job_runs(wildcards)]
+    settings = mtarl_config.train_settings(config, runs[0][0], runs[0][1])
+    del settings["seed"]
     chat = chat_name(wildcards.model) if config["sampling"]["chat_template"] else None
-    return json.dumps({**settings, "chat": chat}, sort_keys=True)
+    return json.dumps({**settings, "seeds": [seed for _, seed in runs], "chat": chat}, sort_keys=True)
 
 
 def evaluate_settings(wildcards):
@@ -262,10 +274,10 @@ def all_probes(table):
 def all_evaluations(table):
     """The ``table`` parquet ("scores" or "samples") of every evaluation (all benchmarks of a task), in one order."""
     return [
-        f"{RESULTS}/evaluate/{model}/{task}/{run}/{table}.parquet"
+        f"{RESULTS}/evaluate/{model}/{task}/{job}/{table}.parquet"
         for model in config["models"]
         for task in config["tasks"]
-        for run in ["base", *mtarl_config.run_names(config)]
+        for job in ["base", *mtarl_config.job_names(config)]
     ]
 
 

@@ -1,15 +1,20 @@
+# A train job trains the runs of one variant of a base model on a task: every seed (batch_seeds, one process) or one.
+TRAINED = f"{RESULTS}/train/{{model}}/{{task}}/{{run}}"
+
+
 rule train:
-    """GRPO (TRL) of a base model on a task's train split, one variant and seed; resumes from work/ after a kill."""
+    """GRPO (TRL) of a base model on a task's train split, one variant, its seeds in turn; resumes from each run's
+    work/ after a kill."""
     input:
         unpack(train_inputs),
     output:
-        model=directory(f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/model"),
-        metrics=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/metrics.jsonl",
-        examples=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/examples.jsonl",
+        models=[directory(path) for path in run_outputs(f"{TRAINED}/model")],
+        metrics=run_outputs(f"{TRAINED}/metrics.jsonl"),
+        examples=run_outputs(f"{TRAINED}/examples.jsonl"),
     log:
-        "logs/train/{model}/{task}/{run}.log",
+        "logs/train/{model}/{task}/{job}.log",
     benchmark:
-        "benchmarks/train/{model}/{task}/{run}.tsv"
+        "benchmarks/train/{model}/{task}/{job}.tsv"
     conda:
         conda_env(stage_kind())
     container:
@@ -21,12 +26,12 @@ rule train:
         code=code("train"),
         settings=train_settings,
         model=base_model_param,
-        work=f"{RESULTS}/train/{{model}}/{{task}}/{{run}}/work",
+        work=lambda wildcards: trained(wildcards, "work"),
         history=history_option,
         launch=train_launch,
     shell:
         "mtarl train --settings {params.settings:q} --threads {threads} --gpus {resources.gpu} "
         "{params.launch} --model {params.model:q} "
         "--problems {input.problems} --eval-problems {input.eval_problems} {params.history} "
-        "--work {params.work} --out {output.model} --metrics {output.metrics} --examples {output.examples} "
+        "--work {params.work} --out {output.models} --metrics {output.metrics} --examples {output.examples} "
         ">> {log} 2>&1"

@@ -57,21 +57,24 @@ class Cell:
 
 def read_evaluations(score_paths: list[str], sample_paths: list[str]) -> pl.DataFrame:
     """Per-problem counts of every evaluation: ``model``, ``task``, ``benchmark``, ``variant``, ``seed``,
-    ``problem_id``, ``n``, ``c``. Each scores file names its run (one model x task x run, every benchmark of the
-    task); the samples file of the same run holds its samples with a ``benchmark`` column. Problems whose gold
-    cannot be scored are left out, as in every metric (``metrics.drop_unscorable``)."""
+    ``problem_id``, ``n``, ``c``. Each scores file names its model and task and the runs of its job (base, or one or
+    more seeds of a variant: ``variant``, ``seed``); the samples file of the same job holds their samples with
+    ``benchmark``, ``variant`` and ``seed`` columns. Problems whose gold cannot be scored are left out, as in every
+    metric (``metrics.drop_unscorable``)."""
     if len(score_paths) != len(sample_paths):
         raise ValueError(f"{len(score_paths)} score files but {len(sample_paths)} sample files")
     frames = []
     for scores_path, samples_path in zip(score_paths, sample_paths):
-        run = pl.read_parquet(scores_path).select("model", "task", "variant", "seed").unique()
-        if run.height != 1:
-            raise ValueError(f"{scores_path}: expected one run, found {run.rows()}")
+        cell = pl.read_parquet(scores_path).select("model", "task").unique()
+        if cell.height != 1:
+            raise ValueError(f"{scores_path}: expected one model x task, found {cell.rows()}")
         samples, _ = metrics.drop_unscorable(
-            pl.read_parquet(samples_path, columns=["benchmark", "problem_id", "correct"]))
-        for (benchmark,), rows in samples.group_by(["benchmark"], maintain_order=True):
-            counts = metrics.correct_counts(rows)
-            frames.append(counts.join(run.with_columns(benchmark=pl.lit(benchmark)), how="cross"))
+            pl.read_parquet(samples_path, columns=["benchmark", "variant", "seed", "problem_id", "correct"]))
+        for (benchmark, variant, seed), rows in samples.group_by(["benchmark", "variant", "seed"],
+                                                                 maintain_order=True):
+            counts = metrics.correct_counts(rows).with_columns(
+                benchmark=pl.lit(benchmark), variant=pl.lit(variant), seed=pl.lit(seed, dtype=pl.Int64))
+            frames.append(counts.join(cell, how="cross"))
     return pl.concat(frames, how="diagonal").with_columns(pl.col("seed").cast(pl.Int64))
 
 
