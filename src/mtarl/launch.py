@@ -278,7 +278,10 @@ def relaunch(prefix: str, argv: list[str] | None = None) -> None:
             server_env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(server_devices)}
             env.update({"CUDA_VISIBLE_DEVICES": ",".join(train_devices), SERVER_PORT_ENV: str(ports.server),
                         GROUP_PORT_ENV: str(ports.group)})
-            server = server_command(settings, option(argv, "--model"), ports.server)
+            model = option(argv, "--model")
+            if not model:
+                raise RuntimeError("train: vLLM server mode needs the run's --model to serve")
+            server = server_command(settings, model, ports.server)
             with vllm_server(server, server_env, f"http://{SERVER_HOST}:{ports.server}/health"):
                 status = run_processes(command, env)
     if status:
