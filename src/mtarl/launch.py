@@ -121,8 +121,9 @@ class Ports:
     group: int
 
 
-def free_ports(host: str = SERVER_HOST) -> Ports:
-    """Three distinct ports free now: bound to port 0 together (the OS picks), then released for their users."""
+def free_ports(host: str = "") -> Ports:
+    """Three distinct ports free now: bound to port 0 together (the OS picks), then released for their users. On
+    every interface by default: the rendezvous and weight-sync stores listen beyond the loopback."""
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(3)]
         for sock in sockets:
