@@ -42,6 +42,14 @@ Steps:
    two seeds' first rollouts differ: the run seed reaches vLLM). Reported: peak GPU memory of each run
    (torch.cuda.max_memory_allocated, the trainer's side; vLLM's share is its utilization) and seconds per step.
 
+7. vLLM server mode (``--server-steps``, 0 skips it; needs 2 GPUs, else reported as skipped): the real command of a
+   server-mode run, ``mtarl train --launch ...`` with ``vllm.mode: server``, gpus_per_run 2 and vllm_server_gpus 1
+   (mtarl.launch starts ``trl vllm-serve`` on the second GPU, waits for its /health, trains on the first and stops the
+   server), once per seed of ``--train-seeds``. Checks: server_steps (both runs finish and save their model),
+   server_seed_in_manifest (the server's engine seed is vllm_seed(run seed, 0)), server_seeds_differ (the first
+   step's reward, entropy and mean completion length differ between the seeds: the seed reaches the server's
+   sampling), server_stopped (no server answers on the runs' ports afterwards; their logs name the ports).
+
 Output: one line per step and check, then ``RESULT: PASS`` or ``RESULT: FAIL (...)``.
 """
 
@@ -93,6 +101,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-seeds", type=int, nargs=2, default=[1, 2], help="the two run seeds of step 6")
     parser.add_argument("--train-vllm-utilization", type=float, default=0.2, help="vLLM's GPU share in step 6")
     parser.add_argument("--train-time-limit", type=float, default=300.0, help="seconds for step 6, both runs")
+    parser.add_argument("--server-steps", type=int, default=2, help="GRPO steps per server-mode run (0: no step 7)")
+    parser.add_argument("--server-vllm-utilization", type=float, default=0.5, help="the server GPU's vLLM share")
+    parser.add_argument("--server-time-limit", type=float, default=600.0, help="seconds for step 7, both runs")
     parser.add_argument("--train-worker", help=argparse.SUPPRESS)  # internal: one run of step 6, JSON here
     parser.add_argument("--train-seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run step 3 and write its JSON here
@@ -272,7 +283,9 @@ def train_settings(args: argparse.Namespace, seed: int) -> dict:
     settings = cfg.train_settings(cfg.load(HERE.parent / "config/config.yaml"), "ground_truth", seed)
     return {**settings, "device": "cuda", "dtype": "float32", "mixed_precision": "bf16", "use_vllm": True,
             "gradient_checkpointing": True, "max_steps": args.train_steps, "save_steps": 1000, "val_every": 0,
-            "learning_rate": 1e-6, "max_prompt_length": 16, "max_completion_length": args.max_new_tokens,
+            "learning_rate": 1e-6, "max_completion_length": args.max_new_tokens,
+            # vLLM's max_model_len is max_prompt_tokens + max_completion_length: within the model's 128 positions.
+            "max_prompt_tokens": 32,
             "vllm": {"gpu_memory_utilization": args.train_vllm_utilization, "sleep_mode": False}, "chat": None}
 
 
@@ -346,6 +359,76 @@ def run_train_check(args: argparse.Namespace, model_dir: str, checks: dict) -> N
     checks["train_stop_ids"] = (stops, f"pinned {runs[0]['stop_ids']}, rollouts {runs[0]['rollout_stop_ids']}")
     checks["train_seeds_differ"] = (runs[0]["first_rollouts"] != runs[1]["first_rollouts"],
                                     f"first rollouts of seeds {args.train_seeds} differ")
+
+
+# -------------------------------------------------------------------------------------------- 7. vLLM server mode
+
+def server_settings(args: argparse.Namespace, seed: int) -> dict:
+    """Step 6's settings in server mode: 1 training process, the vLLM server on the run's other GPU."""
+    return {**train_settings(args, seed), "max_steps": args.server_steps, "processes": 1, "engine": "none",
+            "vllm_server_gpus": 1,
+            "vllm": {"mode": "server", "gpu_memory_utilization": args.server_vllm_utilization, "sleep_mode": False}}
+
+
+def server_run(args: argparse.Namespace, model_dir: str, folder: Path, seed: int, timeout: float) -> dict | str:
+    """One server-mode run through ``mtarl train --launch`` (as the train rule runs it); its facts or a failure."""
+    from mtarl import launch
+
+    settings = server_settings(args, seed)
+    out = folder / f"seed{seed}"
+    command = [sys.executable, "-m", "mtarl.cli", "train", "--settings", json.dumps(settings), "--model", model_dir,
+               "--problems", str(folder / "train.parquet"), "--eval-problems", str(folder / "eval.parquet"),
+               "--work", str(out / "work"), "--out", str(out / "model"), "--metrics", str(out / "metrics.jsonl"),
+               "--examples", str(out / "examples.jsonl"), "--launch", launch.launcher(settings)]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0,1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent / "src"), os.environ.get("PYTHONPATH")]))}
+    log = folder / f"seed{seed}.log"
+    say(f"server: {args.server_steps} GRPO steps, seed {seed}, vLLM server on GPU 1 (log {log})")
+    try:
+        with open(log, "w") as fh:
+            code = subprocess.run(command, env=env, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        code = "timeout"
+    text = log.read_text()
+    print(text[-3000:], flush=True)
+    if code != 0:
+        return f"server-mode run of seed {seed} failed ({code}; its log is above)"
+    manifest = json.loads((out / "model" / "mtarl_manifest.json").read_text())
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    ports = [int(line.rsplit(":", 1)[1].split("/")[0]) for line in text.splitlines() if "vLLM server ready at" in line]
+    return {"steps": manifest["global_step"], "vllm_seeds": manifest["vllm_seeds"], "ports": ports,
+            "first": {k: first.get(k) for k in ("reward", "entropy", "completions/mean_length")}}
+
+
+def run_server_check(args: argparse.Namespace, model_dir: str, checks: dict) -> None:
+    from mtarl import launch
+
+    if torch.cuda.device_count() < 2:
+        say(f"server: skipped (vLLM server mode needs 2 GPUs, {torch.cuda.device_count()} visible)")
+        return
+    folder = Path(model_dir).parent / "server"
+    folder.mkdir(exist_ok=True)
+    pretraining, eval_split = problems(64)
+    pretraining.write_parquet(folder / "train.parquet")
+    eval_split.write_parquet(folder / "eval.parquet")
+    deadline = time.monotonic() + args.server_time_limit
+    runs = {}
+    for seed in args.train_seeds:
+        result = server_run(args, model_dir, folder, seed, max(1.0, deadline - time.monotonic()))
+        if isinstance(result, str):
+            checks[f"server_seed{seed}"] = (False, result)
+            return
+        runs[seed] = result
+        say(f"server: seed {seed}: {result['steps']} steps, first step {result['first']}")
+    a, b = (runs[s] for s in args.train_seeds)
+    checks["server_steps"] = (a["steps"] == b["steps"] == args.server_steps, f"{[a['steps'], b['steps']]}")
+    expected = [[launch.vllm_seed(s, 0)] for s in args.train_seeds]
+    checks["server_seed_in_manifest"] = ([a["vllm_seeds"], b["vllm_seeds"]] == expected,
+                                         f"{[a['vllm_seeds'], b['vllm_seeds']]}, expected {expected}")
+    checks["server_seeds_differ"] = (a["first"] != b["first"], f"{a['first']} vs {b['first']}")
+    ports = a["ports"] + b["ports"]
+    answering = [p for p in ports if launch.healthy(f"http://{launch.SERVER_HOST}:{p}/health")]
+    checks["server_stopped"] = (len(ports) == 2 and not answering, f"ports {ports}, still answering {answering}")
 
 
 # ------------------------------------------------------------------------------------------------- 4. HF on CUDA
@@ -478,6 +561,9 @@ def main() -> int:
         if args.train_steps:
             torch.cuda.empty_cache()
             run_train_check(args, model_dir, checks)
+        if args.server_steps:
+            torch.cuda.empty_cache()
+            run_server_check(args, model_dir, checks)
         return finish(checks)
 
 

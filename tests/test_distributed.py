@@ -131,6 +131,47 @@ def test_training_rollouts_stop_on_the_pinned_ids_and_take_the_run_seed(repo, tm
     assert vllm_seed(1, 0) != vllm_seed(2, 0) and vllm_seed(1, 1) != vllm_seed(2, 0)
 
 
+class FakeClient:
+    """Stands in for TRL's VLLMClient of server mode: records how TRL connects and what it requests."""
+
+    made: list[dict] = []
+    requests: list[dict] = []
+
+    def __init__(self, **kwargs):
+        FakeClient.made.append(kwargs)
+
+    def init_communicator(self, device):
+        pass
+
+    def generate(self, **kwargs):
+        FakeClient.requests.append(kwargs)
+        raise Captured
+
+
+def test_server_mode_rollouts_go_to_the_launched_server_with_the_pinned_stop_ids(repo, tmp_path, chat_model_dir,
+                                                                                add3_problems, monkeypatch):
+    from trl.generation import vllm_generation
+
+    monkeypatch.setattr(vllm_generation, "is_vllm_available", lambda: True)
+    monkeypatch.setattr(vllm_generation, "VLLMClient", FakeClient, raising=False)
+    monkeypatch.setenv(launch.SERVER_PORT_ENV, "40001")  # what mtarl.launch.relaunch gives the training processes
+    monkeypatch.setenv(launch.GROUP_PORT_ENV, "40002")
+    pinned_ids = load(str(chat_model_dir))[1].convert_tokens_to_ids(chat_settings("qwen2.5")["stop_tokens"])
+    s = {**paper_precision(repo), "seed": 1, "chat": "qwen2.5", "use_vllm": True, "val_every": 0,
+         "vllm": {"mode": "server", "gpu_memory_utilization": 0.9}, "vllm_server_gpus": 1}
+    trainer, made = train_stage.build_trainer(s, str(chat_model_dir), str(add3_problems["train"]),
+                                              str(add3_problems["eval"]), tmp_path / "work")
+    assert FakeClient.made[-1] == {"base_url": "http://127.0.0.1:40001", "group_port": 40002,
+                                   "connection_timeout": launch.CLIENT_TIMEOUT_SECONDS}
+    with pytest.raises(Captured):  # rank 0 sends each prompt once with n = num_generations
+        trainer.vllm_generation.generate(prompts=[[5, 6, 7], [5, 6, 7]], images=None, num_generations=2)
+    request = FakeClient.requests[-1]
+    assert request["n"] == 2 and request["prompts"] == [[5, 6, 7]]
+    assert set(pinned_ids) <= set(request["generation_kwargs"]["stop_token_ids"]) == set(made["stop_token_ids"])
+    # No per-request seed: the server's engine seed (vllm_seed(run seed, 0), its --seed) draws the samples.
+    assert "seed" not in request["generation_kwargs"]
+
+
 def test_launcher_of_each_layout(repo):
     paper = cfg.load(repo / "config/paper.yaml")
     command = launch.launcher(cfg.train_settings(paper, "ground_truth", seed=1))

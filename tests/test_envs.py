@@ -39,7 +39,7 @@ def test_gpu_lock_is_made_from_its_top_level_requirements(repo):
     lock = pins(repo / "envs/gpu.txt")
     for name, version in pins(repo / "envs/gpu.in").items():
         assert lock.get(name) == version, f"{name}=={version} (envs/gpu.in) is not in the lock; run make lock-gpu"
-    assert {"torch", "transformers", "accelerate", "datasets", "numpy"} <= set(lock)
+    assert {"torch", "transformers", "accelerate", "datasets", "numpy", "deepspeed"} <= set(lock)
     assert any(name.startswith("nvidia-") for name in lock), "the lock has no CUDA libraries"
 
 

@@ -52,12 +52,14 @@ def test_gpu_image_has_the_locked_environment():
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
 
     script = ("import importlib.metadata as m, torch; "
-              "print(*(m.version(p) for p in ('vllm', 'trl', 'torch', 'transformers', 'mtarl')), torch.version.cuda)")
+              "print(*(m.version(p) for p in ('vllm', 'trl', 'torch', 'transformers', 'deepspeed', 'mtarl')), "
+              "torch.version.cuda)")
     result = subprocess.run(["podman", "run", "--rm", IMAGE, "python", "-c", script], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    vllm, trl, torch, transformers, mtarl, cuda = result.stdout.split()
+    vllm, trl, torch, transformers, deepspeed, mtarl, cuda = result.stdout.split()
     pins = locked_versions()
     assert (vllm, trl, torch, transformers) == (pins["vllm"], pins["trl"], pins["torch"], pins["transformers"])
+    assert deepspeed == pins["deepspeed"], "train.engine: zero3 needs DeepSpeed in the image"
     assert cuda != "None", "torch in the GPU image must be a CUDA build"
     assert mtarl == "0.1.0"

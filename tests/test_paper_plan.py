@@ -15,9 +15,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def dry_run(workdir: Path, *extra: str) -> str:
-    """``snakemake -n`` of the paper configuration through the site template and the workflow's SLURM profile
-    (minus its container keys: no Apptainer here)."""
+def dry_run(workdir: Path, *extra: str, configfile: Path = REPO / "config/paper.yaml") -> str:
+    """``snakemake -n`` of the paper configuration (or ``configfile``) through the site template and the workflow's
+    SLURM profile (minus its container keys: no Apptainer here)."""
     profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
     for key in ("software-deployment-method", "apptainer-args"):
         profile.pop(key)
@@ -26,7 +26,7 @@ def dry_run(workdir: Path, *extra: str) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir / "run"), "-n",
-         "--configfile", str(REPO / "config/paper.yaml"), "--replace-workflow-config",
+         "--configfile", str(configfile), "--replace-workflow-config",
          "--profile", str(REPO / "workflow/profiles/slurm-site"),
          "--workflow-profile", str(workdir / "workflow-profile"),
          *extra],
@@ -103,3 +103,19 @@ def test_only_gpu_work_is_queued():
     assert result.returncode == 0, result.stderr[-2000:]
     local = eval(result.stdout.strip().splitlines()[-1])
     assert local == ["analyze", "download", "prepare", "probe"]
+
+
+def test_a_server_mode_run_holds_all_its_gpus_and_launches_the_training_processes_only(tmp_path):
+    """vLLM server mode: the job still asks for train.gpus_per_run GPUs (the server runs inside it), and its launcher
+    starts one training process per GPU not reserved for the server (mtarl.launch)."""
+    from mtarl import config as cfg
+
+    override = tmp_path / "server.yaml"
+    override.write_text("train: {vllm_server_gpus: 4, defaults: {gradient_accumulation_steps: 64, vllm: {mode: server, "
+                        "gpu_memory_utilization: 0.9, sleep_mode: false}}}\n")
+    merged = tmp_path / "paper-server.yaml"
+    merged.write_text(yaml.safe_dump(cfg.load(REPO / "config/paper.yaml", override)))
+    output = dry_run(tmp_path, "-p", "results/train/qwen/math/ground_truth-s1/model", configfile=merged)
+    (train,) = jobs(output, "train")
+    assert resources(train)["gpu"] == "8"
+    assert "--num_processes 4 " in train and '"vllm_server_gpus": 4' in train

@@ -140,6 +140,7 @@ def cross_field_errors(config: dict) -> list[str]:
             continue
         errors += variant_errors(config, variant)
     errors += device_errors(config)
+    errors += vllm_server_errors(config)
     probe = config["probe"]
     if probe["alignment"]["k"] > probe["n"]:
         errors.append(f"config key 'probe.alignment.k': {probe['alignment']['k']} exceeds probe.n = {probe['n']}")
@@ -176,6 +177,52 @@ def device_errors(config: dict) -> list[str]:
         elif merged["use_vllm"] and device != "cuda":
             errors.append(f"config key 'train.variant_settings.{name}.use_vllm': vLLM rollouts need device: cuda")
     return errors
+
+
+def server_gpus(config: dict) -> int:
+    """GPUs of each training run reserved for its vLLM server (``train.vllm_server_gpus``; 0: colocate)."""
+    return config["train"].get("vllm_server_gpus", 0)
+
+
+def training_processes(config: dict) -> int:
+    """Training processes of each run: one per GPU that does not serve vLLM."""
+    return config["train"].get("gpus_per_run", 1) - server_gpus(config)
+
+
+def vllm_server_errors(config: dict) -> list[str]:
+    """vLLM server mode (``vllm.mode: server``) runs on ``train.vllm_server_gpus`` GPUs of each run, beside at least
+    one training GPU: the mode and the reservation come together, for every variant (the reservation is the run's
+    layout, not a variant's), and need vLLM rollouts on CUDA."""
+    errors, reserved, gpus = [], server_gpus(config), config["train"].get("gpus_per_run", 1)
+    if reserved and reserved >= gpus:
+        errors.append(f"config key 'train.vllm_server_gpus': {reserved} server GPUs leave none of "
+                      f"train.gpus_per_run = {gpus} to train; reserve fewer or raise gpus_per_run")
+    if reserved and config.get("batch_seeds", False) and len(config["seeds"]) > 1:
+        errors.append("config key 'batch_seeds': a job's vLLM server serves one run's seed (train.vllm_server_gpus "
+                      f"{reserved}), so server mode trains one seed per job; set batch_seeds: false")
+    defaults = config["train"]["defaults"]
+    for name, overrides in config["train"]["variant_settings"].items():
+        merged = merge(defaults, overrides)
+        vllm = merged.get("vllm", {})
+        where = ("train.variant_settings." + name) if "mode" in overrides.get("vllm", {}) else "train.defaults"
+        mode = vllm.get("mode", "colocate")
+        if mode == "colocate":
+            if reserved:
+                errors.append(f"config key '{where}.vllm.mode': colocate, but train.vllm_server_gpus reserves "
+                              f"{reserved} GPU{'s' * (reserved > 1)} for a vLLM server; set mode: server or "
+                              "vllm_server_gpus: 0")
+            continue
+        if not reserved:
+            errors.append(f"config key '{where}.vllm.mode': server mode needs GPUs for the server; set "
+                          "train.vllm_server_gpus (at least 1, fewer than train.gpus_per_run)")
+        if not merged["use_vllm"] or merged["device"] != "cuda":
+            errors.append(f"config key '{where}.vllm.mode': server mode serves vLLM rollouts on GPUs; variant "
+                          f"'{name}' has use_vllm {merged['use_vllm']} and device {merged['device']!r} (needs true "
+                          "and cuda)")
+        if vllm.get("sleep_mode", False):
+            errors.append(f"config key '{where}.vllm.sleep_mode': sleep mode frees a colocated engine's memory "
+                          "during training; a server keeps its GPUs, so set it false in server mode")
+    return list(dict.fromkeys(errors))  # a defaults-level problem is found once per variant: report it once
 
 
 def history_epoch_errors(config: dict, source: str) -> list[str]:
@@ -243,9 +290,12 @@ def variant_errors(config: dict, variant: str) -> list[str]:
                           "not one-shot")
         else:
             errors += history_epoch_errors(config, source)
-    processes = config["train"].get("gpus_per_run", 1)
-    if batch % (micro * processes):
-        errors.append(f"config key 'train.gpus_per_run': {processes} processes do not split the micro-batches of "
+    processes = training_processes(config)
+    if processes >= 1 and batch % (micro * processes):
+        which = (f"{processes} processes" if not server_gpus(config) else
+                 f"{processes} training processes (gpus_per_run {processes + server_gpus(config)} - "
+                 f"vllm_server_gpus {server_gpus(config)})")
+        errors.append(f"config key 'train.gpus_per_run': {which} do not split the micro-batches of "
                       f"variant '{variant}' evenly (prompts_per_step x num_generations = {batch}, "
                       f"steps_per_generation x gradient_accumulation_steps = {micro})")
     if merged["dtype"] == "bfloat16" and config["train"].get("engine", "none") == "none":
@@ -284,9 +334,12 @@ def train_settings(config: dict, variant: str, seed: int) -> dict:
                 "max_completion_length": config["sampling"]["max_new_tokens"],
                 "max_prompt_tokens": config["sampling"]["max_prompt_tokens"]}
     # The launch layout, when not the default single process (the defaults leave existing runs' settings alone).
-    processes, engine = config["train"].get("gpus_per_run", 1), config["train"].get("engine", "none")
-    if processes != 1 or engine != "none":
+    # In server mode ``processes`` counts the training processes; the server's GPUs are ``vllm_server_gpus``.
+    processes, engine = training_processes(config), config["train"].get("engine", "none")
+    if processes != 1 or engine != "none" or server_gpus(config):
         settings.update(processes=processes, engine=engine)
+    if server_gpus(config):
+        settings["vllm_server_gpus"] = server_gpus(config)
     return settings
 
 

@@ -18,7 +18,14 @@ sequences of S = sampling.max_prompt_tokens + max_new_tokens tokens (T = b x S t
 | vLLM (colocate)       | ``gpu_memory_utilization`` x GPU memory, held during training unless sleep mode is on   |
 
 Inside its share vLLM holds the bf16 weights (P x 2) and ``VLLM_OVERHEAD_GB``; the rest is KV cache at
-2 x L x kv x d x 2 bytes per token. A share too small for one S-token sequence is rejected. The working-set and
+2 x L x kv x d x 2 bytes per token. A share too small for one S-token sequence is rejected.
+
+vLLM server mode (``vllm.mode: server``, K = ``train.vllm_server_gpus``): N = gpus_per_run - K processes train, so
+the table above applies with that N and no vLLM share (training GPUs hold no KV cache). The K server GPUs run one
+engine with tensor parallelism K; each holds ``gpu_memory_utilization`` x GPU memory: 1/K of the bf16 weights,
+``VLLM_OVERHEAD_GB``, and KV cache at 2 x L x kv x d x 2 / min(K, kv) bytes per token (vLLM splits the KV heads over
+the GPUs, and replicates them when K exceeds them). K must divide the attention heads, and the KV heads or be a
+multiple of them (vLLM's tensor-parallel rule). The working-set and
 overhead terms are estimates (../shared/reference/distributed.md section 3): bench/gpu_check.py measures the real peak.
 Probe and evaluation jobs sample with one vLLM engine on one GPU (0.9 of it): the weights and one sequence's KV
 cache must fit.
@@ -32,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtarl import config as cfg
+from mtarl import launch
 
 GB = 1e9
 OVERHEAD_GB = 4.0
@@ -129,7 +137,8 @@ def train_memory(shape: Shape, settings: dict, gpu_memory_gb: float) -> dict[str
     }
     parts = {k: v / GB for k, v in parts.items()}
     vllm = settings.get("vllm", {})
-    reserved = vllm.get("gpu_memory_utilization", 0.3) * gpu_memory_gb if settings["use_vllm"] else 0.0
+    colocated = settings["use_vllm"] and not launch.server_mode(settings)  # a server's GPUs are apart
+    reserved = vllm.get("gpu_memory_utilization", 0.3) * gpu_memory_gb if colocated else 0.0
     parts["vllm"] = 0.0 if vllm.get("sleep_mode", False) else reserved
     parts["peak"] = sum(parts.values())
     if vllm.get("sleep_mode", False):  # generation: vLLM awake, the sharded states stay resident
@@ -138,10 +147,37 @@ def train_memory(shape: Shape, settings: dict, gpu_memory_gb: float) -> dict[str
     return parts
 
 
-def vllm_kv_tokens(shape: Shape, reserved_gb: float) -> int:
-    """KV-cache tokens left in a vLLM share of ``reserved_gb`` after its bf16 weights and overhead."""
-    free = reserved_gb * GB - shape.parameters() * 2 - VLLM_OVERHEAD_GB * GB
-    return max(0, int(free // shape.kv_bytes_per_token()))
+def vllm_kv_tokens(shape: Shape, reserved_gb: float, tensor_parallel: int = 1) -> int:
+    """KV-cache tokens left in a vLLM share of ``reserved_gb`` on each of ``tensor_parallel`` GPUs after its part of
+    the bf16 weights and overhead."""
+    free = reserved_gb * GB - shape.parameters() * 2 / tensor_parallel - VLLM_OVERHEAD_GB * GB
+    per_token = shape.kv_bytes_per_token() / min(tensor_parallel, shape.kv_heads)
+    return max(0, int(free // per_token))
+
+
+def server_row(name: str, variant: str, shape: Shape, settings: dict, capacity: float) -> dict:
+    """The vLLM server of a server-mode run: one engine over the run's ``vllm_server_gpus`` GPUs."""
+    gpus = settings["vllm_server_gpus"]
+    reserved = settings.get("vllm", {}).get("gpu_memory_utilization", 0.3) * capacity
+    return {"model": name, "job": f"train {variant}", "gpus": gpus, "processes": 1,
+            "tensor_parallel": gpus, "peak": reserved, "weights": shape.parameters() * 2 / gpus / GB,
+            "vllm_kv_tokens": vllm_kv_tokens(shape, reserved, gpus), "sequence": launch.max_model_len(settings),
+            "server": True}
+
+
+def server_problems(row: dict, shape: Shape) -> list[str]:
+    where, tp = f"{row['model']} vLLM server of {row['job']}", row["tensor_parallel"]
+    found = []
+    kv_ok = shape.kv_heads % tp == 0 if tp <= shape.kv_heads else tp % shape.kv_heads == 0
+    if shape.heads % tp or not kv_ok:
+        found.append(f"{where}: vLLM's tensor parallelism over train.vllm_server_gpus = {tp} GPUs must divide the "
+                     f"model's {shape.heads} attention heads and its {shape.kv_heads} KV heads (or be a multiple of "
+                     "them); reserve another number of GPUs")
+    if row["vllm_kv_tokens"] < row["sequence"]:
+        found.append(f"{where}: the server's {row['peak']:.1f} GB per GPU leave KV cache for {row['vllm_kv_tokens']} "
+                     f"tokens, less than one {row['sequence']}-token sequence; raise "
+                     "train.defaults.vllm.gpu_memory_utilization")
+    return found
 
 
 def plan(config: dict) -> tuple[list[dict], list[str]]:
@@ -161,10 +197,16 @@ def plan(config: dict) -> tuple[list[dict], list[str]]:
             row = {"model": name, "job": f"train {variant}", "gpus": settings.get("processes", 1),
                    "processes": settings.get("processes", 1), "engine": settings.get("engine", "none"),
                    "micro_batch": micro_batch(settings), "parameters": shape.parameters(), **memory}
-            if settings["use_vllm"]:
+            if settings["use_vllm"] and not launch.server_mode(settings):
                 row["vllm_kv_tokens"] = vllm_kv_tokens(shape, memory["vllm_reserved"])
+            if launch.server_mode(settings):
+                row["gpus"] += settings["vllm_server_gpus"]
+                row["server_gpus"] = settings["vllm_server_gpus"]
             rows.append(row)
             problems += row_problems(row, settings, capacity)
+            if launch.server_mode(settings):
+                rows.append(server_row(name, variant, shape, settings, capacity or 0.0))
+                problems += server_problems(rows[-1], shape)
         if config["sampling"]["backend"] == "vllm":
             rows.append(sampling_row(name, shape, config, capacity or 0.0))
             if rows[-1]["vllm_kv_tokens"] < rows[-1]["sequence"]:
@@ -193,7 +235,7 @@ def row_problems(row: dict, settings: dict, capacity: float | None) -> list[str]
         found.append(f"{where}: estimated peak {row['peak']:.1f} GB per GPU exceeds resources.gpu_memory_gb = "
                      f"{capacity:g} ({parts})")
     sequence = (settings.get("max_prompt_tokens") or 2048) + settings["max_completion_length"]
-    if settings["use_vllm"] and row.get("vllm_kv_tokens", 0) < sequence:
+    if settings["use_vllm"] and not launch.server_mode(settings) and row.get("vllm_kv_tokens", 0) < sequence:
         found.append(f"{where}: vLLM's share of {row['vllm_reserved']:.1f} GB leaves KV cache for "
                      f"{row.get('vllm_kv_tokens', 0)} tokens, less than one {sequence}-token sequence; raise "
                      "train.defaults.vllm.gpu_memory_utilization")
@@ -223,14 +265,21 @@ def format_rows(rows: list[dict], capacity: float | None) -> str:
             lines.append(f"{row['model']}: {row['job']}\n    1 GPU, 1 process: vLLM reserves {row['peak']:.1f} GB "
                          f"(bf16 weights {row.get('weights', 0):.1f} GB), KV cache {row['vllm_kv_tokens']} tokens")
             continue
+        if row.get("server"):
+            lines.append(f"{row['model']}: vLLM server of {row['job']}\n    {row['gpus']} GPUs, 1 engine (tensor "
+                         f"parallel {row['tensor_parallel']}): vLLM reserves {row['peak']:.1f} GB/GPU (bf16 weights "
+                         f"{row['weights']:.1f} GB/GPU), KV cache {row['vllm_kv_tokens']} tokens "
+                         f"({row['vllm_kv_tokens'] // row['sequence']} sequences of {row['sequence']} at once)")
+            continue
         if row.get("device") == "cpu":
             lines.append(f"{row['model']}: {row['job']}\n    CPU, {row['processes']} process(es)")
             continue
         parts = " + ".join(f"{k} {row[k]:.1f}" for k in PARTS)
         margin = f", margin {capacity - row['peak']:.1f} GB" if capacity else ""
         kv = f", vLLM KV cache {row['vllm_kv_tokens']} tokens" if "vllm_kv_tokens" in row else ""
+        server = f" + a vLLM server on {row['server_gpus']}" if row.get("server_gpus") else ""
         lines.append(f"{row['model']}: {row['job']}\n    {row['gpus']} GPUs, {row['processes']} processes "
-                     f"({row['engine']}), micro-batch {row['micro_batch']}: peak {row['peak']:.1f} GB/GPU = "
+                     f"({row['engine']}){server}, micro-batch {row['micro_batch']}: peak {row['peak']:.1f} GB/GPU = "
                      f"{parts}{margin}{kv}")
     return "\n".join(lines)
 
@@ -247,7 +296,7 @@ def main(args: argparse.Namespace) -> None:
     print(format_rows(rows, capacity))
     if problems:
         raise SystemExit("mtarl plan: the configuration does not fit:\n  - " + "\n  - ".join(problems))
-    gpu_rows = [r for r in rows if r.get("device") != "cpu" and not r.get("sampling")]
+    gpu_rows = [r for r in rows if r.get("device") != "cpu" and not r.get("sampling") and not r.get("server")]
     if gpu_rows:
         worst = max(gpu_rows, key=lambda r: r["peak"])
         print(f"fits: every job within {capacity:g} GB per GPU; tightest {worst['model']} {worst['job']} at "

@@ -85,6 +85,7 @@ from trl import GRPOTrainer  # noqa: E402
 from trl.generation.vllm_generation import VLLMGeneration  # noqa: E402
 
 from mtarl import rewards as R  # noqa: E402
+from mtarl.launch import vllm_seed  # noqa: E402,F401  (the engines' seed; the server's too)
 
 
 @dataclass
@@ -134,11 +135,6 @@ def choose_groups(batch_rewards: list[torch.Tensor], group_size: int, n_groups: 
         chosen.append(chosen[duplicated % kept])
         duplicated += 1
     return chosen[:n_groups], kept, duplicated
-
-
-def vllm_seed(run_seed: int, engine: int) -> int:
-    """The seed of the colocated vLLM engine ``engine`` (TRL's ``process_index // tp``) in a run of ``run_seed``."""
-    return run_seed * 100_003 + engine
 
 
 class SeededVLLMGeneration(VLLMGeneration):

@@ -61,7 +61,7 @@ from mtarl import io, launch, oneshot, scoring
 from mtarl.modeling import load, load_tokenizer, model_revision
 from mtarl.prepare import unscorable_golds
 from mtarl.rewards import GROUP_REWARDS, RewardFunction
-from mtarl.rl import MtarlGRPOTrainer, VariantSpec, vllm_seed
+from mtarl.rl import MtarlGRPOTrainer, VariantSpec
 from mtarl.prompts import chat_settings
 from mtarl.sampling import HFSampler, SamplingParams, stop_token_ids
 
@@ -180,7 +180,7 @@ def grpo_config(settings: dict, work_dir: Path, stop_ids: list[int] | None = Non
         max_completion_length=settings["max_completion_length"],
         entropy_coef=settings["entropy_coef"],
         use_vllm=settings["use_vllm"],
-        vllm_mode="colocate",
+        **launch.vllm_fields(settings),  # colocate, or the server mtarl.launch started
         vllm_enable_sleep_mode=vllm.get("sleep_mode", False),
         vllm_gpu_memory_utilization=vllm.get("gpu_memory_utilization", 0.3),
         vllm_max_model_length=(settings.get("max_prompt_tokens") or 2048) + settings["max_completion_length"],
@@ -345,7 +345,6 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
         restore_finished(trainer, checkpoint)
     else:
         trainer.train(resume_from_checkpoint=checkpoint)
-    engines = range(trainer.accelerator.num_processes)
     record = io.manifest("train", settings["seed"], settings, model=model_path, resumed_from=checkpoint,
                          model_revision=model_revision(model_path), dynamic_sampling=settings["dynamic_sampling"],
                          global_step=trainer.state.global_step, wall_seconds=round(time.time() - started, 1),
@@ -353,7 +352,7 @@ def run(settings: dict, model_path: str, problems_path: str, eval_path: str, wor
                          vllm_importance_sampling_correction=False,
                          self_certainty_logprobs="recomputed with the pre-update policy", **made,
                          precision=precision_record(trainer, settings), trl_eos_token_ids=list(trainer.eos_token_ids),
-                         vllm_seeds=[vllm_seed(settings["seed"], e) for e in engines] if settings["use_vllm"] else None)
+                         vllm_seeds=launch.vllm_seeds(settings, trainer.accelerator.num_processes))
     save_outputs(trainer, tokenizer, record, out_dir)
     if not trainer.accelerator.is_main_process:
         return record
