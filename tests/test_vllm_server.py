@@ -81,6 +81,9 @@ def test_server_mode_settings_count_training_processes_only(tmp_path):
     # 2048 completions / (2 x 32 micro-batches) = 32 per micro-step: 7 training processes do not divide it.
     ("train: {vllm_server_gpus: 1, defaults: {vllm: {mode: server, gpu_memory_utilization: 0.9, sleep_mode: false}}}",
      "config key 'train.gpus_per_run': 7 training processes (gpus_per_run 8 - vllm_server_gpus 1) do not split"),
+    # a job's server is started with one run's seed: several seeds per job would share it
+    (SERVER + "seeds: [1, 2]\nbatch_seeds: true\n",
+     "config key 'batch_seeds': a job's vLLM server serves one run's seed"),
     ("train: {defaults: {vllm: {mode: remote, gpu_memory_utilization: 0.9, sleep_mode: false}}}",
      "config key 'train.defaults.vllm.mode': 'remote' is not one of ['colocate', 'server']"),
 ])
@@ -331,6 +334,16 @@ def test_relaunch_serves_while_training_runs_then_stops_the_server(fakes):
     assert server["argv"][server["argv"].index("--seed") + 1] == str(launch.vllm_seed(3, 0))
     assert gone(server["pid"]), "the server is stopped when training ends"
     assert not launch.healthy(f"http://127.0.0.1:{port}/health")
+
+
+def test_the_server_takes_the_seed_of_the_jobs_run(fakes):
+    """A train job's settings give its seeds as a list (one in server mode): the server gets that run's seed."""
+    prefix, argv, tmp = fakes
+    settings = {k: v for k, v in SETTINGS.items() if k != "seed"}
+    argv[argv.index("--settings") + 1] = json.dumps({**settings, "seeds": [5]})
+    launch.relaunch(prefix, argv)
+    server = json.loads((tmp / "server.json").read_text())
+    assert server["argv"][server["argv"].index("--seed") + 1] == str(launch.vllm_seed(5, 0))
 
 
 def test_a_failed_training_stops_the_server_and_passes_its_status_on(fakes, monkeypatch):
