@@ -7,7 +7,7 @@ TORCH_INDEX ?=
 PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env study smoke test lint clean lock-gpu conda-envs images
+.PHONY: env study smoke real-smoke test lint clean lock-gpu conda-envs images
 env: $(VENV)/.installed
 
 $(VENV)/.installed: envs/cpu.txt envs/test.txt pyproject.toml
@@ -24,6 +24,10 @@ study: env
 smoke: env
 	snakemake --workflow-profile workflow/profiles/default --cores $(CORES) --configfile config/smoke.yaml --directory results-smoke
 	snakemake --configfile config/smoke.yaml --directory results-smoke --report results-smoke/results/snakemake-report.html
+
+# SmolLM2-135M-Instruct (installed from its PyPI wheel, converted from GGUF) through the paper's code path on CPU.
+real-smoke: env
+	snakemake --cores $(CORES) --configfile config/real-smoke.yaml --replace-workflow-config --directory results-real-smoke
 
 test: env
 	pytest -q

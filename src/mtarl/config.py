@@ -129,9 +129,9 @@ def cross_field_errors(config: dict) -> list[str]:
         errors += scratchpad_length_errors(config, name, pre, synthetic)
     errors += pinning_errors(config)
     for name, model in config["models"].items():
-        if model["source"] == "hub" and config["sampling"]["chat_template"] and not model.get("chat"):
+        if model["source"] != "pretrain" and config["sampling"]["chat_template"] and not model.get("chat"):
             errors.append(f"config key 'models.{name}.chat' is missing: sampling.chat_template is on, so the model's "
-                          "pinned chat settings must be named (qwen2.5 or llama3.1)")
+                          "pinned chat settings must be named (qwen2.5, llama3.1 or smollm2)")
     for variant in config["train"]["variants"]:
         if variant not in config["train"]["variant_settings"]:
             known = ", ".join(config["train"]["variant_settings"])

