@@ -102,7 +102,7 @@ def test_only_gpu_work_is_queued():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     local = eval(result.stdout.strip().splitlines()[-1])
-    assert local == ["analyze", "download", "prepare", "probe"]
+    assert local == ["analyze", "download", "download_gguf", "prepare", "probe"]
 
 
 def test_a_server_mode_run_holds_all_its_gpus_and_launches_the_training_processes_only(tmp_path):
