@@ -386,9 +386,9 @@ def parse_run(run: str) -> tuple[str, int | None]:
     """``base`` -> ("base", None); ``ground_truth-s3`` -> ("ground_truth", 3)."""
     if run == "base":
         return "base", None
-    variant, sep, seed = run.rpartition("-s")
-    if not sep or not variant or not seed.isdigit():
+    if not is_run(run):
         raise ValueError(f"run {run!r} is neither 'base' nor '<variant>-s<seed>'")
+    variant, _, seed = run.rpartition("-s")
     return variant, int(seed)
 
 

@@ -113,12 +113,11 @@ def run(settings: dict, models: list[str], model_name: str, task: str, run_names
     if not len(models) == len(run_names) == len(train_metrics):
         raise ValueError(f"evaluate: {len(run_names)} runs {run_names} but {len(models)} models and "
                          f"{len(train_metrics)} training logs")
-    tables, runs = {"samples": [], "greedy": [], "scores": []}, {}
-    for model, run_name, log in zip(models, run_names, train_metrics):
-        model_tables, runs[run_name] = evaluate_model(settings, model, run_name, benchmarks, problems, log)
-        for kind, frame in model_tables.items():
-            tables[kind].append(frame)
-    tables = {kind: pl.concat(frames) for kind, frames in tables.items()}
+    per_model = [evaluate_model(settings, model, run_name, benchmarks, problems, log)
+                 for model, run_name, log in zip(models, run_names, train_metrics)]
+    tables = {kind: pl.concat([model_tables[kind] for model_tables, _ in per_model])
+              for kind in ("samples", "greedy", "scores")}
+    runs = {run_name: record for run_name, (_, record) in zip(run_names, per_model)}
     scores = tables["scores"].with_columns(model=pl.lit(model_name), task=pl.lit(task)).select(
         "metric", "k", "value", "model", "task", "benchmark", "variant", "seed", "checkpoint")
     record = io.manifest("evaluate", settings["evaluate"]["seed"], settings, benchmarks=benchmarks, runs=runs)

@@ -75,7 +75,7 @@ def read_evaluations(score_paths: list[str], sample_paths: list[str]) -> pl.Data
             counts = metrics.correct_counts(rows).with_columns(
                 benchmark=pl.lit(benchmark), variant=pl.lit(variant), seed=pl.lit(seed, dtype=pl.Int64))
             frames.append(counts.join(cell, how="cross"))
-    return pl.concat(frames, how="diagonal").with_columns(pl.col("seed").cast(pl.Int64))
+    return pl.concat(frames, how="diagonal")
 
 
 def load_cells(evaluations: pl.DataFrame) -> list[Cell]:
