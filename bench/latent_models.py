@@ -45,6 +45,17 @@ CANDIDATES = {
     # the same two strategies with the accurate one at high prior
     "scratchpad_majority": {"base": "aligned", "format_rate": 1.0, "scratchpad_rate": 0.7, "answer_noise": 0.4,
                             "scratchpad_noise": 0.05},
+    # aligned with a format prior (knows add3, formats 60% of the time) and answer noise (mode right), selected
+    # near convergence by pass@1 (pass@16 saturates early in the jump)
+    "format_prior": {"base": "aligned", "format_rate": 0.6, "answer_noise": 0.15,
+                     "select": {"k": 1, "min": 0.4, "max": 1.0}},
+    # the weak mixture model selected a little later in its add3 jump (weak but learnable)
+    "weak_later": {"base": "weak", "select": {"min": 0.35, "max": 0.55}},
+    # ... and later still
+    "weak_more": {"base": "weak", "select": {"min": 0.5, "max": 0.7}},
+    # weak with an accurate strategy at low prior (scratchpads) beside direct answers it does not know yet
+    "weak_scratch05": {"base": "weak", "scratchpad_rate": 0.05},
+    "weak_scratch15": {"base": "weak", "scratchpad_rate": 0.15},
     # weak: mostly mul2, with partial-product scratchpads, selected early
     "weak_scratchpad": {"base": "weak", "scratchpad_rate": 0.5, "select": {"min": 0.2, "max": 0.5}},
 }
@@ -56,6 +67,7 @@ def candidate_settings(cfg: dict, name: str, args: argparse.Namespace) -> dict:
     settings = mconfig.merge(cfg["models"][base]["pretrain"], overrides)
     settings["eval_every"] = args.eval_every
     settings["select"] = {**settings["select"], "n_prompts": args.select_prompts}
+    settings["select"]["n"] = max(settings["select"]["n"], settings["select"]["k"])
     if args.max_steps:
         settings["max_steps"] = args.max_steps
     if args.select_min is not None:
@@ -95,16 +107,16 @@ def avg_at_n(model_dir: Path, problems: pl.DataFrame, cfg: dict) -> float:
 
 
 def grpo_check(cfg: dict, model_dir: Path, paths: dict, task: str, variants: list[str], steps: int, out: Path,
-               eval_problems: pl.DataFrame) -> list[dict]:
+               eval_problems: pl.DataFrame, seed: int = 1) -> list[dict]:
     base = avg_at_n(model_dir, eval_problems, cfg)
     print(f"grpo: base avg@{cfg['evaluate']['n']} {base:.3f}", flush=True)
     rows = []
     for variant in variants:
-        settings = {**mconfig.train_settings(cfg, variant, seed=1), "max_steps": steps, "chat": None,
+        settings = {**mconfig.train_settings(cfg, variant, seed=seed), "max_steps": steps, "chat": None,
                     "val_every": 0}
         if settings["one_shot"] and settings["one_shot"]["select"] == "historical_variance":
             settings["one_shot"] = {**settings["one_shot"], "select": "random"}  # no history run in a bench
-        run_dir = out / "grpo" / variant
+        run_dir = out / "grpo" / f"{variant}-s{seed}"
         started = time.time()
         train.run(settings, str(model_dir), str(paths[task]["train"]), str(paths[task]["eval"]), str(run_dir / "work"),
                   str(run_dir / "model"), str(run_dir / "metrics.jsonl"), str(run_dir / "examples.jsonl"))
@@ -141,25 +153,28 @@ def main() -> None:
     parser.add_argument("--n-problems", type=int, default=100, help="eval problems of the profile")
     parser.add_argument("--grpo", nargs="*", default=[], help="variants of a short GRPO check on this candidate")
     parser.add_argument("--grpo-steps", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1, help="training seed of the GRPO check")
+    parser.add_argument("--task", help="task of the profile and GRPO check (default: the selection task)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = mconfig.load(args.config, *args.override)
     cfg["sampling"]["max_new_tokens"] = args.max_new_tokens
     settings = candidate_settings(cfg, args.candidate, args)
     out = Path(args.out)
-    paths = problem_tables(cfg, sorted(settings["mixture"]), out)
+    paths = problem_tables(cfg, sorted({*settings["mixture"], *([args.task] if args.task else [])}), out)
     problems = pl.concat([pl.read_parquet(p) for task in paths.values() for p in task.values()])
     model_dir = out / "models" / args.candidate
     started = time.time()
     if not model_dir.exists():
         pretrain.run(settings, cfg["sampling"], problems, str(model_dir), str(out / f"{args.candidate}-curve.parquet"))
-    task = settings["select"]["task"]
+    task = args.task or settings["select"]["task"]
     eval_problems = pl.read_parquet(paths[task]["eval"]).head(args.n_problems)
     values = profile(model_dir, eval_problems, cfg["sampling"])
     print(f"profile {args.candidate} ({time.time() - started:.0f}s, {json.dumps(CANDIDATES[args.candidate])}): "
           + ", ".join(f"{k} {v:.3f}" for k, v in values.items()), flush=True)
     if args.grpo:
-        grpo_check(cfg, model_dir, paths, task, args.grpo, args.grpo_steps, out / args.candidate, eval_problems)
+        grpo_check(cfg, model_dir, paths, task, args.grpo, args.grpo_steps, out / args.candidate / task,
+                   eval_problems, args.seed)
 
 
 if __name__ == "__main__":

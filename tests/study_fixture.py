@@ -48,7 +48,9 @@ def write_probe(root: Path, model: str, task: str, pass_at_k: float, alignment: 
         folder / "passk.parquet")
     pl.DataFrame([{**keys, "metric": m, "k": k, "value": v, "ci_low": v - 0.05, "ci_high": v + 0.05, "n": 8,
                    "n_problems": 10} for m, k, v in (("pass@k", 1, pass1), ("pass@k", 4, pass_at_k),
-                                                     ("maj@k", 4, pass1 + maj_gap))]
+                                                     ("maj@k", 4, pass1 + maj_gap),
+                                                     ("greedy@1", 1, pass1 + maj_gap), ("format_rate", 8, 0.6),
+                                                     ("strategy_share", 8, 0.25))]
                  ).write_parquet(folder / "metrics.parquet")
     partition = f"clean_{alignment}" if rouge < 0.5 else f"contaminated_{alignment}"
     pl.DataFrame([{**keys, "alignment_k": 4, "pass_at_k": pass_at_k, "alignment": alignment, "mean_em": 0.0,

@@ -1,5 +1,6 @@
 """The analysis: deltas, alignment labels and the figure, from hand-made probe and score tables."""
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -87,3 +88,25 @@ def test_run_writes_every_table_figure_and_both_reports(tmp_path):
     markdown = (out / "summary.md").read_text()
     assert "| P1 | Ground-truth RL helps every model x task cell | supported |" in markdown
     assert "| aligned | add3 | ground_truth | 1 | add3 | avg@16 | 0.500 | 0.750 | 0.250 |" in markdown
+
+
+def test_diagnostics_show_how_the_latent_behaviours_moved(tmp_path):
+    """Start and end windows of each run, then the mean over seeds: hand-computed from two 12-step runs."""
+    from mtarl.analysis import training
+
+    paths = []
+    for seed, shift in ((1, 0.0), (2, 0.1)):
+        folder = tmp_path / "train" / "aligned" / "add3" / f"random-s{seed}"
+        folder.mkdir(parents=True)
+        lines = [{"step": step, "format_rate": 0.5 + shift + 0.03 * step, "strategy_share": 0.0,
+                  "gt_accuracy": 0.4, "clip_ratio/region_mean": 0.002 if step == 12 else 0.0, "entropy": 0.3}
+                 for step in range(1, 13)]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        paths.append(str(folder / "metrics.jsonl"))
+    row = training.diagnostics(training.read_training_logs(paths), window=10).row(0, named=True)
+    # steps 1-10: mean 5.5 -> 0.5 + 0.165 (+0.1 for seed 2); steps 3-12: mean 7.5 -> 0.5 + 0.225
+    assert row["format_rate_start"] == pytest.approx(0.5 + 0.165 + 0.05)
+    assert row["format_rate_end"] == pytest.approx(0.5 + 0.225 + 0.05)
+    assert row["gt_accuracy_end"] == pytest.approx(0.4) and row["strategy_share_end"] == 0.0
+    assert row["clip_percent_mean"] == pytest.approx(100 * 0.002 / 12) and row["clip_percent_max"] == pytest.approx(0.2)
+    assert (row["variant"], row["n_seeds"]) == ("random", 2)

@@ -18,6 +18,7 @@ def default(repo):
 def test_shipped_configs_are_valid(repo, default):
     cfg.validate(default)
     cfg.validate(cfg.load(repo / "config/config.yaml", repo / "config/smoke.yaml"))
+    cfg.validate(cfg.load(repo / "config/config.yaml", repo / "config/all-variants.yaml"))
     cfg.validate(cfg.load(repo / "config/real-smoke.yaml"))
 
 
@@ -72,6 +73,9 @@ def broken(config, path, value=None, delete=False):
          "config key 'models.aligned.pretrain.select.on_miss'"),
         (["models", "weak", "pretrain", "mixture"], {"add4": 1.0}, False,
          "config key 'models.weak.pretrain.mixture.add4': no synthetic task 'add4' in 'tasks'"),
+        (["models", "weak", "tasks"], ["add3", "sub3"], False,
+         "config key 'models.weak.tasks': no task 'sub3' in 'tasks' (defined: add3, mul2)"),
+        (["models", "weak", "tasks"], [], False, "config key 'models.weak.tasks': [] should be non-empty"),
         (["probe", "alignment", "k"], 128, False, "config key 'probe.alignment.k': 128 exceeds probe.n = 64"),
         (["probe", "shards"], 0, False, "config key 'probe.shards': 0 is less than the minimum of 1"),
         (["probe", "benchmark_shards"], {"math500": 4}, False,
@@ -180,6 +184,16 @@ def test_batch_seeds_makes_one_job_per_variant(repo, default):
     assert cfg.job_names(apart) == cfg.run_names(apart) == ["ground_truth-s1", "ground_truth-s2", "nsr-s1", "nsr-s2"]
     assert cfg.job_runs(apart, "nsr-s2") == ["nsr-s2"] and cfg.job_runs(apart, "base") == ["base"]
     assert default["batch_seeds"] and not cfg.load(repo / "config/paper.yaml")["batch_seeds"]
+
+
+def test_cells_are_each_model_on_its_tasks(default):
+    """A model's ``tasks`` picks its cells (the tasks it is probed, trained and evaluated on); absent = all."""
+    config = copy.deepcopy(default)
+    for spec in config["models"].values():
+        spec.pop("tasks", None)
+    assert cfg.cells(config) == [("aligned", "add3"), ("aligned", "mul2"), ("weak", "add3"), ("weak", "mul2")]
+    config["models"]["aligned"]["tasks"] = ["add3"]
+    assert cfg.cells(cfg.validate(config)) == [("aligned", "add3"), ("weak", "add3"), ("weak", "mul2")]
 
 
 def test_cli_offers_the_six_stages():

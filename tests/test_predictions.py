@@ -84,3 +84,12 @@ def test_alignment_ranks_gains_better_than_a_flat_contamination_check(tmp_path):
     row = table.filter(table["id"] == "P10").row(0, named=True)
     assert row["value"] == pytest.approx(1.0)  # Spearman 1 for pass@k, 0 for a constant contamination statistic
     assert row["verdict"] == "supported"
+
+
+def test_base_profiles_record_the_latent_behaviours(tmp_path):
+    """Each cell's profile carries the probe's greedy accuracy, format rate and strategy share beside pass@k."""
+    ev = evidence(tmp_path, TWO_CELLS, {})
+    row = ev.profiles.filter(ev.profiles["model"] == "aligned").row(0, named=True)
+    assert row["base_pass_at_1"] == pytest.approx(0.3) and row["maj_gap"] == pytest.approx(0.4)
+    assert row["base_greedy"] == pytest.approx(0.7)
+    assert (row["base_format_rate"], row["base_strategy_share"]) == (0.6, 0.25)

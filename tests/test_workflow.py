@@ -37,13 +37,14 @@ def test_dry_run_plans_every_rule(repo, tmp_path):
     result = snakemake(repo, tmp_path, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # 2 tasks x 2 base models x 13 variants x 3 seeds: probes 2x2 (of 2 shards each); with batch_seeds one train and
-    # one evaluate job per variant for its 3 seeds: trainings 2x2x13, evaluations 2x2x(base + 13)
-    assert counts == {"prepare": 4, "pretrain": 2, "probe_shard": 8, "probe": 4, "train": 52, "evaluate": 56,
+    # 3 cells (aligned x add3, weak x add3, weak x mul2: models.aligned.tasks leaves out mul2) x 9 variants x 3 seeds:
+    # probes per cell (of 2 shards each); with batch_seeds one train and one evaluate job per variant for its 3 seeds:
+    # trainings 3x9, evaluations 3x(base + 9)
+    assert counts == {"prepare": 4, "pretrain": 2, "probe_shard": 6, "probe": 3, "train": 27, "evaluate": 30,
                       "analyze": 1, "all": 1}
     (tmp_path / "apart.yaml").write_text("batch_seeds: false\n")
     apart = job_counts(snakemake(repo, tmp_path, "-n", "--configfile", str(tmp_path / "apart.yaml")).stdout)
-    assert (apart["train"], apart["evaluate"]) == (156, 160), "one job per seed: 2x2x13x3 and 2x2x(1 + 13x3)"
+    assert (apart["train"], apart["evaluate"]) == (81, 84), "one job per seed: 3x9x3 and 3x(1 + 9x3)"
 
 
 def test_smoke_study_runs_end_to_end(repo, smoke_study):

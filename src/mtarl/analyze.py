@@ -9,7 +9,8 @@ Writes into ``--out`` (the names are fixed; ``OUTPUTS`` lists them):
 - ``summary.parquet`` (one row per trained run x benchmark, below), ``alignment.parquet`` (the probes' verdicts),
   ``estimates.parquet`` (``mtarl.analysis.cells``: per cell x variant, mean over seeds with 95% two-level bootstrap
   intervals), ``profiles.parquet`` (the base models' probe profile per cell), ``predictions.parquet``
-  (``mtarl.analysis.predictions``: one row per claim with its verdict);
+  (``mtarl.analysis.predictions``: one row per claim with its verdict), ``diagnostics.parquet``
+  (``mtarl.analysis.training.diagnostics``: per cell x variant, how the latent behaviours moved during training);
 - ``tables/*.html``: the paper's tables (``mtarl.analysis.tables``), the base models, the predictions;
 - ``passk.png`` (base models' pass@k), ``figures/passk_trained.png``, ``figures/alignment_gain_passk.png``,
   ``figures/alignment_gain_majgap.png``, ``training/<model>.<task>.png`` (``mtarl.analysis.figures``);
@@ -66,7 +67,7 @@ def summarize(passk: pl.DataFrame, scores: pl.DataFrame, alignment: pl.DataFrame
 
 
 def summary_markdown(summary: pl.DataFrame, passk: pl.DataFrame, alignment: pl.DataFrame, figure: str,
-                     study_tables: str, prediction_table: pl.DataFrame) -> str:
+                     study_tables: str, prediction_table: pl.DataFrame, diagnostics: pl.DataFrame) -> str:
     curves = passk.pivot(on="k", index=KEYS, values="pass_at_k").sort(*KEYS)
     curves = curves.rename({c: f"pass@{c}" for c in curves.columns if c not in KEYS})
     verdicts = alignment.select(*KEYS, "alignment_k", "pass_at_k", "alignment", "mean_em", "mean_rouge_l",
@@ -78,6 +79,8 @@ def summary_markdown(summary: pl.DataFrame, passk: pl.DataFrame, alignment: pl.D
         "# mtarl study summary",
         "## Predictions (study.md section 10), verdicts on this run's data",
         predictions.to_markdown(prediction_table),
+        "## Mechanism diagnostics (per cell x variant, means over seeds; first and last 10 steps)",
+        tables.frame_markdown(diagnostics),
         study_tables,
         "## Base models: pass@k on each benchmark (alignment)",
         tables.frame_markdown(curves),
@@ -93,7 +96,8 @@ def summary_markdown(summary: pl.DataFrame, passk: pl.DataFrame, alignment: pl.D
 
 OUTPUTS = {
     "summary": "summary.parquet", "alignment": "alignment.parquet", "estimates": "estimates.parquet",
-    "profiles": "profiles.parquet", "predictions": "predictions.parquet", "markdown": "summary.md",
+    "profiles": "profiles.parquet", "predictions": "predictions.parquet", "diagnostics": "diagnostics.parquet",
+    "diagnostics_table": "tables/diagnostics.html", "markdown": "summary.md",
     "page": "report.html", "base_passk": "passk.png", "passk_trained": "figures/passk_trained.png",
     "gain_passk": "figures/alignment_gain_passk.png", "gain_majgap": "figures/alignment_gain_majgap.png",
     "base_table": "tables/base_models.html", "predictions_table": "tables/predictions.html",
@@ -142,17 +146,18 @@ def run(settings: dict, inputs: Inputs, out_dir: str, captions: str | Path = CAP
     verdicts = predictions.evaluate_predictions(evidence)
 
     write_figures(out, probe_metrics, cells, estimates, profiles, logs, n_boot, seed, dpi)
-    fragments = write_tables(out, estimates, gains, profiles, verdicts, order)
+    diagnostics = training.diagnostics(logs)
+    fragments = write_tables(out, estimates, gains, profiles, verdicts, order, diagnostics)
     fragments["data_table"] = tables.frame_html(
         tables.data_table([io.read_manifest(path) for path in inputs.data]), "Problems per task split: read, kept, "
         "skipped by reason, unscorable golds")
     io.write_text(page.standalone(fragments["data_table"], "data"), out["data_table"])
     record = io.manifest("analyze", seed, settings, rows=summary.height)
     for name, frame in (("alignment", alignment), ("estimates", estimates), ("profiles", profiles),
-                        ("predictions", verdicts), ("summary", summary)):
+                        ("predictions", verdicts), ("diagnostics", diagnostics), ("summary", summary)):
         io.write_parquet(frame, out[name], record)
     io.write_text(summary_markdown(summary, passk, alignment, OUTPUTS["base_passk"], fragments["markdown"],
-                                   verdicts), out["markdown"])
+                                   verdicts, diagnostics), out["markdown"])
     io.write_text(static_page(settings, out, fragments, captions), out["page"])
     print(f"analyze: {estimates.height} cell x variant estimates, {verdicts['id'].n_unique()} predictions "
           f"({', '.join(f'{k}: {v}' for k, v in verdict_counts(verdicts).items())}) -> {out_dir}")
@@ -182,7 +187,7 @@ def write_figures(out: dict, probe_metrics, cells, estimates, profiles, logs, n_
             figures.training_curves(logs, model, task, str(Path(tmp) / f"{model}.{task}.png"), dpi)
 
 
-def write_tables(out: dict, estimates, gains, profiles, verdicts, order) -> dict[str, str]:
+def write_tables(out: dict, estimates, gains, profiles, verdicts, order, diagnostics) -> dict[str, str]:
     """Every table as its own HTML page; returns the HTML fragments (for the static page) and, under "markdown",
     the paper tables in markdown (for the terminal summary)."""
     cols = tables.columns(estimates, order)
@@ -196,6 +201,9 @@ def write_tables(out: dict, estimates, gains, profiles, verdicts, order) -> dict
         tables.zhu_vs_masked(estimates, gains), "Zhu et al. variants minus the paper's masked NSR / PSR (gain "
         "difference)")
     fragments["predictions_table"] = predictions.to_html(verdicts)
+    fragments["diagnostics_table"] = tables.frame_html(
+        diagnostics, "Mechanism diagnostics: latent behaviours and accuracy at the start and end of training, clip "
+        "fraction, entropy")
     for name, fragment in fragments.items():
         io.write_text(page.standalone(fragment, name), out[name])
     fragments["markdown"] = "\n\n".join(markdown)
@@ -216,7 +224,8 @@ def static_page(settings: dict, out: dict, fragments: dict[str, str], captions: 
     sections = [
         page.Section("Predictions", [table("predictions_table", "Predictions and verdicts"),
                                      image("gain_passk", "Gain vs base pass@k"),
-                                     image("gain_majgap", "Gain vs base maj@k - pass@1")]),
+                                     image("gain_majgap", "Gain vs base maj@k - pass@1"),
+                                     table("diagnostics_table", "Mechanism diagnostics")]),
         page.Section("Base models and alignment", [image("base_passk", "Base models: pass@k"),
                                                    table("base_table", "Base models")]),
         page.Section("Data", [table("data_table", "Problems per task split")]),

@@ -129,6 +129,10 @@ def cross_field_errors(config: dict) -> list[str]:
         errors += scratchpad_length_errors(config, name, pre, synthetic)
     errors += pinning_errors(config)
     for name, model in config["models"].items():
+        for task in model.get("tasks", []):
+            if task not in tasks:
+                errors.append(f"config key 'models.{name}.tasks': no task '{task}' in 'tasks' (defined: "
+                              f"{', '.join(tasks)})")
         if model["source"] != "pretrain" and config["sampling"]["chat_template"] and not model.get("chat"):
             errors.append(f"config key 'models.{name}.chat' is missing: sampling.chat_template is on, so the model's "
                           "pinned chat settings must be named (qwen2.5, llama3.1 or smollm2)")
@@ -355,6 +359,12 @@ def benchmarks(config: dict, task: str) -> list[str]:
     """A task's benchmarks: its own name for synthetic tasks, else the keys of ``benchmarks``."""
     spec = config["tasks"][task]
     return [task] if spec["source"] == "synthetic" else list(spec["benchmarks"])
+
+
+def cells(config: dict) -> list[tuple[str, str]]:
+    """The study's (model, task) cells: each model on its ``tasks`` (every task when absent), in config order."""
+    return [(model, task) for model, spec in config["models"].items()
+            for task in config["tasks"] if task in spec.get("tasks", config["tasks"])]
 
 
 def run_names(config: dict) -> list[str]:

@@ -42,6 +42,13 @@ rule analyze:
             category="Predictions",
             labels={"item": "gain vs base maj@k - pass@1"},
         ),
+        diagnostics=f"{ANALYSIS}/diagnostics.parquet",
+        diagnostics_table=report(
+            f"{ANALYSIS}/tables/diagnostics.html",
+            caption="../../src/mtarl/analysis/captions/diagnostics_table.rst",
+            category="Predictions",
+            labels={"item": "mechanism diagnostics"},
+        ),
         base_passk=report(
             f"{ANALYSIS}/passk.png",
             caption="../../src/mtarl/analysis/captions/base_passk.rst",

@@ -294,8 +294,7 @@ def analyze_settings(wildcards):
 def all_probes(table):
     return [
         f"{PROBE.format(model=model, task=task, benchmark=benchmark)}/{table}.parquet"
-        for model in config["models"]
-        for task in config["tasks"]
+        for model, task in mtarl_config.cells(config)
         for benchmark in benchmarks(task)
     ]
 
@@ -304,8 +303,7 @@ def all_evaluations(table):
     """The ``table`` parquet ("scores" or "samples") of every evaluation (all benchmarks of a task), in one order."""
     return [
         f"{RESULTS}/evaluate/{model}/{task}/{job}/{table}.parquet"
-        for model in config["models"]
-        for task in config["tasks"]
+        for model, task in mtarl_config.cells(config)
         for job in ["base", *mtarl_config.job_names(config)]
     ]
 
@@ -313,8 +311,7 @@ def all_evaluations(table):
 def all_training_logs():
     return [
         f"{RESULTS}/train/{model}/{task}/{run}/metrics.jsonl"
-        for model in config["models"]
-        for task in config["tasks"]
+        for model, task in mtarl_config.cells(config)
         for run in mtarl_config.run_names(config)
     ]
 

@@ -170,14 +170,21 @@ def passk_curves(cells: list[Cell], n_boot: int, seed: int) -> pl.DataFrame:
 
 def base_profiles(alignment: pl.DataFrame, probe_metrics: pl.DataFrame) -> pl.DataFrame:
     """Per cell, what the probe knows of the base model: ``alignment_k``, ``base_pass_at_k`` (at that k),
-    ``base_pass_at_1``, ``base_maj_at_k`` and ``maj_gap`` (maj@k - pass@1, the sharpening headroom), the verdict
+    ``base_pass_at_1``, ``base_maj_at_k`` and ``maj_gap`` (maj@k - pass@1, the sharpening headroom), the latent
+    behaviours ``base_greedy`` (greedy accuracy), ``base_format_rate`` and ``base_strategy_share``, the verdict
     ``alignment`` / ``partition`` / ``colour`` and the contamination statistic ``mean_rouge_l`` (null when unchecked)."""
     verdicts = alignment.select(*KEYS, "alignment_k", "alignment", "partition", "colour", "mean_rouge_l",
                                 "mean_em", base_pass_at_k="pass_at_k")
     pass1 = probe_metrics.filter((pl.col("metric") == "pass@k") & (pl.col("k") == 1)).select(
         *KEYS, base_pass_at_1="value")
     maj = probe_metrics.filter(pl.col("metric") == "maj@k").select(*KEYS, "k", base_maj_at_k="value")
-    return (verdicts.join(pass1, on=list(KEYS), how="left")
-            .join(maj, left_on=[*KEYS, "alignment_k"], right_on=[*KEYS, "k"], how="left")
-            .with_columns(maj_gap=pl.col("base_maj_at_k") - pl.col("base_pass_at_1"))
-            .sort(*KEYS))
+    profile = verdicts.join(pass1, on=list(KEYS), how="left").join(
+        maj, left_on=[*KEYS, "alignment_k"], right_on=[*KEYS, "k"], how="left")
+    for metric, column in PROFILE_COLUMNS.items():
+        values = probe_metrics.filter(pl.col("metric") == metric).select(*KEYS, pl.col("value").alias(column))
+        profile = profile.join(values, on=list(KEYS), how="left")
+    return profile.with_columns(maj_gap=pl.col("base_maj_at_k") - pl.col("base_pass_at_1")).sort(*KEYS)
+
+
+# The latent behaviours of a base model that the probe measures (mtarl.metrics.profile_table), by profile column.
+PROFILE_COLUMNS = {"greedy@1": "base_greedy", "format_rate": "base_format_rate", "strategy_share": "base_strategy_share"}

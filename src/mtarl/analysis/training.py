@@ -3,7 +3,9 @@
 ``read_training_logs`` gives a long table: ``model``, ``task``, ``variant``, ``seed``, ``step`` and one column per
 curve of ``CURVES`` (null where a run did not log it). A run's identity comes from its documented path,
 ``.../train/{model}/{task}/{variant}-s{seed}/metrics.jsonl``. ``mean_replicates`` gives per-run means over steps,
-resampled over seeds, for statements such as "NSR keeps entropy above GRPO" (prediction 9).
+resampled over seeds, for statements such as "NSR keeps entropy above GRPO" (prediction 9). ``diagnostics`` gives
+the mechanism behind each variant's gain: how the base model's latent behaviours (format rate, strategy share) and
+its training accuracy moved from the first to the last steps, how often the PPO clip acted, and the entropy.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ CURVES = {
     "completions/mean_length": "response length (tokens)",
     "clip_ratio/region_mean": "clip fraction",
 }
+# Latent behaviours logged per step (mtarl.rl), read beside the curves for the diagnostics table.
+BEHAVIOURS = ("format_rate", "strategy_share")
+# Steps averaged at the start and at the end of a run by the diagnostics table.
+WINDOW = 10
 
 
 def run_identity(path: str) -> dict:
@@ -42,9 +48,9 @@ def read_training_logs(paths: list[str]) -> pl.DataFrame:
             if "step" not in record:
                 continue
             rows.append({**identity, "step": int(record["step"]),
-                         **{name: _number(record.get(name)) for name in CURVES}})
+                         **{name: _number(record.get(name)) for name in (*CURVES, *BEHAVIOURS)}})
     schema = {"model": pl.String, "task": pl.String, "variant": pl.String, "seed": pl.Int64, "step": pl.Int64,
-              **{name: pl.Float64 for name in CURVES}}
+              **{name: pl.Float64 for name in (*CURVES, *BEHAVIOURS)}}
     return pl.DataFrame(rows, schema=schema).sort("model", "task", "variant", "seed", "step")
 
 
@@ -70,3 +76,23 @@ def mean_replicates(logs: pl.DataFrame, curve: str, n_boot: int, seed: int) -> d
                                                                             variant))
         out[(model, task, variant)] = (float(values.mean()), weights @ values, len(values))
     return out
+
+
+def diagnostics(logs: pl.DataFrame, window: int = WINDOW) -> pl.DataFrame:
+    """Per (model, task, variant), means over seeds of each run's: format rate, strategy share and ground-truth
+    accuracy over its first and its last ``window`` steps (``*_start``, ``*_end``); the mean and largest percentage
+    of tokens the PPO clip acted on (``clip_percent_*``); the mean token entropy; and ``n_seeds``. A gain made by
+    eliciting the format shows as format_rate_end > format_rate_start; the clipping-bias account needs a clip
+    percentage well above 0."""
+    moved = ("format_rate", "strategy_share", "gt_accuracy")
+    per_run = logs.sort("step").group_by("model", "task", "variant", "seed").agg(
+        *[pl.col(c).head(window).mean().alias(f"{c}_start") for c in moved],
+        *[pl.col(c).tail(window).mean().alias(f"{c}_end") for c in moved],
+        clip_percent_mean=100 * pl.col("clip_ratio/region_mean").mean(),
+        clip_percent_max=100 * pl.col("clip_ratio/region_mean").max(),
+        entropy_mean=pl.col("entropy").mean(),
+    )
+    columns = [c for c in per_run.columns if c not in ("model", "task", "variant", "seed")]
+    return (per_run.group_by("model", "task", "variant")
+            .agg(*[pl.col(c).mean() for c in columns], n_seeds=pl.len())
+            .sort("model", "task", "variant"))
