@@ -56,6 +56,11 @@ CANDIDATES = {
     # weak with an accurate strategy at low prior (scratchpads) beside direct answers it does not know yet
     "weak_scratch05": {"base": "weak", "scratchpad_rate": 0.05},
     "weak_scratch15": {"base": "weak", "scratchpad_rate": 0.15},
+    # weak but learnable: add3 only, just before its jump (miniature.md's prototype: pass@64 0.70)
+    "weak_add3": {"base": "aligned", "format_rate": 0.95, "answer_noise": 0.0,
+                  "select": {"k": 16, "min": 0.3, "max": 0.5}},
+    # mostly add3 with some mul2, before the add3 jump
+    "weak_mix82": {"base": "weak", "mixture": {"add3": 0.8, "mul2": 0.2}, "select": {"min": 0.3, "max": 0.5}},
     # weak: mostly mul2, with partial-product scratchpads, selected early
     "weak_scratchpad": {"base": "weak", "scratchpad_rate": 0.5, "select": {"min": 0.2, "max": 0.5}},
 }

@@ -191,9 +191,11 @@ def test_cells_are_each_model_on_its_tasks(default):
     config = copy.deepcopy(default)
     for spec in config["models"].values():
         spec.pop("tasks", None)
+    config["models"] = {name: config["models"][name] for name in ("aligned", "weak")}
     assert cfg.cells(config) == [("aligned", "add3"), ("aligned", "mul2"), ("weak", "add3"), ("weak", "mul2")]
-    config["models"]["aligned"]["tasks"] = ["add3"]
-    assert cfg.cells(cfg.validate(config)) == [("aligned", "add3"), ("weak", "add3"), ("weak", "mul2")]
+    config["models"]["aligned"]["tasks"] = ["mul2"]
+    assert cfg.cells(cfg.validate(config)) == [("aligned", "mul2"), ("weak", "add3"), ("weak", "mul2")]
+    assert cfg.cells(default) == [("aligned", "add3"), ("weak", "add3"), ("weak_mul2", "mul2")]
 
 
 def test_cli_offers_the_six_stages():

@@ -37,10 +37,10 @@ def test_dry_run_plans_every_rule(repo, tmp_path):
     result = snakemake(repo, tmp_path, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # 3 cells (aligned x add3, weak x add3, weak x mul2: models.aligned.tasks leaves out mul2) x 9 variants x 3 seeds:
+    # 3 cells (aligned x add3, weak x add3, weak_mul2 x mul2: each model's tasks) x 9 variants x 3 seeds:
     # probes per cell (of 2 shards each); with batch_seeds one train and one evaluate job per variant for its 3 seeds:
     # trainings 3x9, evaluations 3x(base + 9)
-    assert counts == {"prepare": 4, "pretrain": 2, "probe_shard": 6, "probe": 3, "train": 27, "evaluate": 30,
+    assert counts == {"prepare": 4, "pretrain": 3, "probe_shard": 6, "probe": 3, "train": 27, "evaluate": 30,
                       "analyze": 1, "all": 1}
     (tmp_path / "apart.yaml").write_text("batch_seeds: false\n")
     apart = job_counts(snakemake(repo, tmp_path, "-n", "--configfile", str(tmp_path / "apart.yaml")).stdout)
