@@ -86,8 +86,8 @@ def diagnostics(logs: pl.DataFrame, window: int = WINDOW) -> pl.DataFrame:
     percentage well above 0."""
     moved = ("format_rate", "strategy_share", "gt_accuracy")
     per_run = logs.sort("step").group_by("model", "task", "variant", "seed").agg(
-        *[pl.col(c).head(window).mean().alias(f"{c}_start") for c in moved],
-        *[pl.col(c).tail(window).mean().alias(f"{c}_end") for c in moved],
+        *[expr for c in moved for expr in (pl.col(c).head(window).mean().alias(f"{c}_start"),
+                                           pl.col(c).tail(window).mean().alias(f"{c}_end"))],
         clip_percent_mean=100 * pl.col("clip_ratio/region_mean").mean(),
         clip_percent_max=100 * pl.col("clip_ratio/region_mean").max(),
         entropy_mean=pl.col("entropy").mean(),
