@@ -133,7 +133,7 @@ def test_smoke_study_runs_in_the_image(container_run):
     assert container_run.rc == 0, f"rc {container_run.rc}; log: {container_run.logfile}\n" + container_run.log[-5000:]
     assert f"docker://{IMAGE}" in container_run.log  # Snakemake pulled (here: found) the test image
     summary = pl.read_parquet(container_run.workdir / "results/analysis/summary.parquet")
-    assert summary.height == 8  # 2 models x 2 tasks x (ground_truth, one_shot) x seed 1
+    assert summary.height == 6  # 3 cells x (ground_truth, one_shot) x seed 1
     assert (container_run.workdir / "results/analysis/passk.png").read_bytes()[:4] == b"\x89PNG"
 
 

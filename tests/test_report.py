@@ -43,13 +43,13 @@ def test_snakemake_report_shows_every_figure_and_table(smoke_study, browser_avai
     shown = snakemake_report_items(report, CATEGORIES, artifacts)
     kinds = {category: sorted(item["kind"] for item in items) for category, items in shown.items()}
     assert kinds == {
-        "Predictions": ["html", "image", "image"],
+        "Predictions": ["html", "html", "image", "image"],  # predictions, diagnostics
         "Base models and alignment": ["html", "image"],
         "Data": ["html"],
         "RQ1 rewards": ["html", "html", "image"],
         "RQ2 one-shot": ["html"],
         "RQ3 negative/positive samples": ["html", "html"],
-        "Training dynamics": ["image"] * 4,  # 2 base models x 2 tasks
+        "Training dynamics": ["image"] * 3,  # one per cell: aligned/add3, weak/add3, weak_mul2/mul2
     }
     not_loaded = [(c, i) for c, items in shown.items() for i, item in enumerate(items) if not item["loaded"]]
     assert not not_loaded, f"items that did not load: {not_loaded}"
@@ -60,7 +60,7 @@ def test_snakemake_report_shows_every_figure_and_table(smoke_study, browser_avai
 def test_static_page_shows_every_figure_and_the_predictions(smoke_study, browser_available, artifacts):
     workdir, _ = smoke_study
     images, text = static_page_images(workdir / "results/analysis/report.html", artifacts / "static-page.png")
-    assert len(images) == 4 + 4  # 4 study figures + one training figure per model x task
+    assert len(images) == 4 + 3  # 4 study figures + one training figure per cell
     assert all(image["loaded"] for image in images), images
     assert "Predictions and verdicts" in text and "Ground-truth RL helps every model x task cell" in text
     assert (artifacts / "static-page.png").stat().st_size > 10_000

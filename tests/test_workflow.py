@@ -53,7 +53,7 @@ def test_smoke_study_runs_end_to_end(repo, smoke_study):
         assert f"rule {rule}:" in result.stdout + result.stderr, f"rule {rule} did not run"
 
     summary = pl.read_parquet(tmp_path / "results/analysis/summary.parquet")
-    assert summary.height == 8  # 2 models x 2 tasks x (ground_truth, one_shot) x seed 1
+    assert summary.height == 6  # 3 cells x (ground_truth, one_shot) x seed 1
     assert set(summary["variant"]) == {"ground_truth", "one_shot"} and set(summary["seed"]) == {1}
     for row in summary.iter_rows(named=True):
         assert row["delta"] == pytest.approx(row["trained_score"] - row["base_score"])
@@ -95,14 +95,14 @@ def assert_only_changed_jobs_rerun(repo: Path, workdir: Path) -> None:
     """After a finished smoke study, a changed setting replans exactly the jobs that use it."""
     changes = {
         # evaluation samples: every evaluation, then the analysis
-        "evaluate: {n: 2}\n": {"evaluate": 12, "analyze": 1, "all": 1},
-        # one variant's learning rate: its 4 trainings (2 models x 2 tasks), their evaluations, the analysis
+        "evaluate: {n: 2}\n": {"evaluate": 9, "analyze": 1, "all": 1},
+        # one variant's learning rate: its 3 trainings (one per cell), their evaluations, the analysis
         "train: {variant_settings: {one_shot: {learning_rate: 1.0e-4}}}\n":
-            {"train": 4, "evaluate": 4, "analyze": 1, "all": 1},
-        # the probe's n: the 4 probes (8 shards, 4 gathers) and the analysis
-        "probe: {n: 4}\n": {"probe_shard": 8, "probe": 4, "analyze": 1, "all": 1},
-        # an alignment threshold changes no sample: the 4 gathers and the analysis
-        "probe: {alignment: {strong_threshold: 0.9}}\n": {"probe": 4, "analyze": 1, "all": 1},
+            {"train": 3, "evaluate": 3, "analyze": 1, "all": 1},
+        # the probe's n: the 3 probes (6 shards, 3 gathers) and the analysis
+        "probe: {n: 4}\n": {"probe_shard": 6, "probe": 3, "analyze": 1, "all": 1},
+        # an alignment threshold changes no sample: the 3 gathers and the analysis
+        "probe: {alignment: {strong_threshold: 0.9}}\n": {"probe": 3, "analyze": 1, "all": 1},
     }
     for i, (change, expected) in enumerate(changes.items()):
         (workdir / f"change{i}.yaml").write_text(change)
@@ -139,16 +139,16 @@ def assert_code_edits_rerun_their_stages(repo: Path, workdir: Path) -> None:
         return text
 
     assert plan() == {}, "the same code in another checkout reruns nothing"
-    # a reward function: the 8 trainings (2 models x 2 tasks x 2 variants), their evaluations, the analysis
+    # a reward function: the 6 trainings (3 cells x 2 variants), their evaluations, the analysis
     rewards = copy / "src/mtarl/rewards.py"
     original = edit(rewards, "return [None if v.correct is None else float(v.correct) for v in verdicts]",
                     "return [None if v.correct is None else 1.0 * v.correct for v in verdicts]")  # ground truth
-    assert plan() == {"train": 8, "evaluate": 8, "analyze": 1, "all": 1}
+    assert plan() == {"train": 6, "evaluate": 6, "analyze": 1, "all": 1}
     rewards.write_text(original)
-    # the pretraining code: both pretrainings and everything downstream; the data stays
+    # the pretraining code: the three pretrainings and everything downstream; the data stays
     pretrain = copy / "src/mtarl/pretrain.py"
     original = edit(pretrain, "return max(low - value, 0.0, value - high)", "return max(0.0, low - value, value - high)")
-    assert plan() == {"pretrain": 2, "probe_shard": 8, "probe": 4, "train": 8, "evaluate": 12, "analyze": 1,
+    assert plan() == {"pretrain": 3, "probe_shard": 6, "probe": 3, "train": 6, "evaluate": 9, "analyze": 1,
                       "all": 1}
     pretrain.write_text(original)
     (copy / "README.md").write_text((copy / "README.md").read_text() + "\nAn edit.\n")
