@@ -53,8 +53,10 @@ def test_snakemake_report_shows_every_figure_and_table(smoke_study, browser_avai
     }
     not_loaded = [(c, i) for c, items in shown.items() for i, item in enumerate(items) if not item["loaded"]]
     assert not not_loaded, f"items that did not load: {not_loaded}"
-    predictions = next(item["document"] for item in shown["Predictions"] if item["kind"] == "html")
-    assert 'id="predictions"' in predictions and "P10" in predictions
+    documents = [item["document"] for item in shown["Predictions"] if item["kind"] == "html"]
+    predictions = next(d for d in documents if 'id="predictions"' in d)
+    assert "P10" in predictions
+    assert any("format_rate_start" in d and "clip_percent_mean" in d for d in documents), "no diagnostics table"
 
 
 def test_static_page_shows_every_figure_and_the_predictions(smoke_study, browser_available, artifacts):
