@@ -203,7 +203,7 @@ def write_tables(out: dict, estimates, gains, profiles, verdicts, order, diagnos
     fragments["predictions_table"] = predictions.to_html(verdicts)
     fragments["diagnostics_table"] = tables.frame_html(
         diagnostics, "Mechanism diagnostics: latent behaviours and accuracy at the start and end of training, clip "
-        "fraction, entropy")
+        "percentage, entropy")
     for name, fragment in fragments.items():
         io.write_text(page.standalone(fragment, name), out[name])
     fragments["markdown"] = "\n\n".join(markdown)

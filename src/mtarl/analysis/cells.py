@@ -168,6 +168,10 @@ def passk_curves(cells: list[Cell], n_boot: int, seed: int) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+# The latent behaviours of a base model that the probe measures (mtarl.metrics.profile_table), by profile column.
+PROFILE_COLUMNS = {"greedy@1": "base_greedy", "format_rate": "base_format_rate", "strategy_share": "base_strategy_share"}
+
+
 def base_profiles(alignment: pl.DataFrame, probe_metrics: pl.DataFrame) -> pl.DataFrame:
     """Per cell, what the probe knows of the base model: ``alignment_k``, ``base_pass_at_k`` (at that k),
     ``base_pass_at_1``, ``base_maj_at_k`` and ``maj_gap`` (maj@k - pass@1, the sharpening headroom), the latent
@@ -185,6 +189,3 @@ def base_profiles(alignment: pl.DataFrame, probe_metrics: pl.DataFrame) -> pl.Da
         profile = profile.join(values, on=list(KEYS), how="left")
     return profile.with_columns(maj_gap=pl.col("base_maj_at_k") - pl.col("base_pass_at_1")).sort(*KEYS)
 
-
-# The latent behaviours of a base model that the probe measures (mtarl.metrics.profile_table), by profile column.
-PROFILE_COLUMNS = {"greedy@1": "base_greedy", "format_rate": "base_format_rate", "strategy_share": "base_strategy_share"}

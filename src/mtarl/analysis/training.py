@@ -84,7 +84,7 @@ def diagnostics(logs: pl.DataFrame, window: int = WINDOW) -> pl.DataFrame:
     of tokens the PPO clip acted on (``clip_percent_*``); the mean token entropy; and ``n_seeds``. A gain made by
     eliciting the format shows as format_rate_end > format_rate_start; the clipping-bias account needs a clip
     percentage well above 0."""
-    moved = ("format_rate", "strategy_share", "gt_accuracy")
+    moved = (*BEHAVIOURS, "gt_accuracy")
     per_run = logs.sort("step").group_by("model", "task", "variant", "seed").agg(
         *[expr for c in moved for expr in (pl.col(c).head(window).mean().alias(f"{c}_start"),
                                            pl.col(c).tail(window).mean().alias(f"{c}_end"))],
