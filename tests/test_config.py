@@ -186,6 +186,22 @@ def test_batch_seeds_makes_one_job_per_variant(repo, default):
     assert default["batch_seeds"] and not cfg.load(repo / "config/paper.yaml")["batch_seeds"]
 
 
+def test_batch_evaluation_makes_one_evaluate_job_per_cell(repo, default):
+    """Under batch_evaluation a cell's trained runs are evaluated by one job, ``trained``; else one per train job."""
+    config = broken(broken(default, ["seeds"], [1, 2]), ["train", "variants"], ["ground_truth", "nsr"])
+    together, apart = broken(config, ["batch_evaluation"], True), broken(config, ["batch_evaluation"], False)
+    assert cfg.evaluate_job_names(together) == ["trained"]
+    assert cfg.job_runs(together, "trained") == ["ground_truth-s1", "ground_truth-s2", "nsr-s1", "nsr-s2"]
+    assert cfg.evaluate_job_names(apart) == cfg.job_names(apart) == ["ground_truth", "nsr"]
+    assert default["batch_evaluation"]
+    assert not cfg.validate(cfg.load(repo / "config/paper.yaml")).get("batch_evaluation", False)
+    for reserved in ("trained", "base"):
+        named = broken(default, ["train", "variants"], [reserved])
+        named["train"]["variant_settings"][reserved] = {}
+        with pytest.raises(cfg.ConfigError, match=f"config key 'train.variants': '{reserved}' names an evaluate job"):
+            cfg.validate(named)
+
+
 def test_cells_are_each_model_on_its_tasks(default):
     """A model's ``tasks`` picks its cells (the tasks it is probed, trained and evaluated on); absent = all."""
     config = copy.deepcopy(default)

@@ -26,6 +26,10 @@ class ConfigError(ValueError):
     pass
 
 
+# The evaluate job of every trained run of a cell, under ``batch_evaluation`` (not a variant's name).
+ALL_TRAINED = "trained"
+
+
 def load(path: str | Path, *overrides: str | Path) -> dict:
     """Read a config file, deep-merging each override file over it as ``snakemake --configfile`` does."""
     with open(path) as fh:
@@ -137,6 +141,10 @@ def cross_field_errors(config: dict) -> list[str]:
             errors.append(f"config key 'models.{name}.chat' is missing: sampling.chat_template is on, so the model's "
                           "pinned chat settings must be named (qwen2.5, llama3.1 or smollm2)")
     for variant in config["train"]["variants"]:
+        if variant in ("base", ALL_TRAINED):
+            errors.append(f"config key 'train.variants': '{variant}' names an evaluate job (the base model, or every "
+                          "trained run under batch_evaluation); give the variant another name")
+            continue
         if variant not in config["train"]["variant_settings"]:
             known = ", ".join(config["train"]["variant_settings"])
             errors.append(f"config key 'train.variants': unknown variant '{variant}' (define it under "
@@ -380,10 +388,21 @@ def job_names(config: dict) -> list[str]:
     return run_names(config)
 
 
+def evaluate_job_names(config: dict) -> list[str]:
+    """The evaluate jobs of a cell's trained runs: one for all of them (``trained``) under ``batch_evaluation``; else
+    one per train job."""
+    if config.get("batch_evaluation", False):
+        return [ALL_TRAINED]
+    return job_names(config)
+
+
 def job_runs(config: dict, job: str) -> list[str]:
-    """The runs of a job: ``base`` -> [base]; ``nsr-s2`` -> [nsr-s2]; ``nsr`` (every seed) -> [nsr-s1, nsr-s2, ...]."""
+    """The runs of a job: ``base`` -> [base]; ``nsr-s2`` -> [nsr-s2]; ``nsr`` (every seed) -> [nsr-s1, nsr-s2, ...];
+    ``trained`` -> every trained run of the cell."""
     if job == "base" or is_run(job):
         return [job]
+    if job == ALL_TRAINED:
+        return run_names(config)
     return [f"{job}-s{seed}" for seed in config["seeds"]]
 
 

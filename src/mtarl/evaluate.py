@@ -5,7 +5,8 @@ Run: ``mtarl evaluate --settings JSON --models DIR... --model-name M --task T --
 --scores C.parquet``
 
 One job per model x task x job: the base model (``RUN`` ``base``), or the trained runs of a job (``<variant>-s<seed>``:
-every seed of a variant under ``batch_seeds``, else one), one model directory and training log per run, in order.
+every seed of a variant under ``batch_seeds``, else one; every trained run of the cell, job ``trained``, under
+``batch_evaluation``), one model directory and training log per run, in order.
 Each model's sampler (vLLM with a 7-8B model in the paper study) starts once for all the task's benchmarks; the job
 writes one table of each kind for all its runs and benchmarks (``results/evaluate/{model}/{task}/{job}/``, with
 ``benchmark``, ``variant`` and ``seed`` columns; the analysis reads them):

@@ -304,7 +304,7 @@ def all_evaluations(table):
     return [
         f"{RESULTS}/evaluate/{model}/{task}/{job}/{table}.parquet"
         for model, task in mtarl_config.cells(config)
-        for job in ["base", *mtarl_config.job_names(config)]
+        for job in ["base", *mtarl_config.evaluate_job_names(config)]
     ]
 
 
