@@ -187,15 +187,16 @@ def test_batch_seeds_makes_one_job_per_variant(repo, default):
 
 
 def test_batch_evaluation_makes_one_evaluate_job_per_cell(repo, default):
-    """Under batch_evaluation a cell's trained runs are evaluated by one job, ``trained``; else one per train job."""
+    """Under batch_evaluation one job, ``cell``, evaluates a cell's base model and every trained run; else one job for
+    the base model and one per train job."""
     config = broken(broken(default, ["seeds"], [1, 2]), ["train", "variants"], ["ground_truth", "nsr"])
     together, apart = broken(config, ["batch_evaluation"], True), broken(config, ["batch_evaluation"], False)
-    assert cfg.evaluate_job_names(together) == ["trained"]
-    assert cfg.job_runs(together, "trained") == ["ground_truth-s1", "ground_truth-s2", "nsr-s1", "nsr-s2"]
-    assert cfg.evaluate_job_names(apart) == cfg.job_names(apart) == ["ground_truth", "nsr"]
+    assert cfg.evaluate_job_names(together) == ["cell"]
+    assert cfg.job_runs(together, "cell") == ["base", "ground_truth-s1", "ground_truth-s2", "nsr-s1", "nsr-s2"]
+    assert cfg.evaluate_job_names(apart) == ["base", *cfg.job_names(apart)] == ["base", "ground_truth", "nsr"]
     assert default["batch_evaluation"]
     assert not cfg.validate(cfg.load(repo / "config/paper.yaml")).get("batch_evaluation", False)
-    for reserved in ("trained", "base"):
+    for reserved in ("cell", "base"):
         named = broken(default, ["train", "variants"], [reserved])
         named["train"]["variant_settings"][reserved] = {}
         with pytest.raises(cfg.ConfigError, match=f"config key 'train.variants': '{reserved}' names an evaluate job"):

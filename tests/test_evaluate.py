@@ -52,6 +52,29 @@ def test_one_job_scores_every_benchmark_and_each_gets_its_tables(tmp_path, rando
     assert samples.group_by("benchmark").len().sort("benchmark")["len"].to_list() == [3 * 4, 2 * 4]
 
 
+def test_a_cell_job_scores_the_base_model_and_gives_each_trained_run_its_own_log(tmp_path, random_model_dir,
+                                                                                  add3_problems):
+    """batch_evaluation's ``cell`` job: base first, then the trained runs; training logs belong to trained runs only."""
+    io.append_jsonl({"step": 4, "val/avg@2": 0.5}, tmp_path / "s1.jsonl")
+    io.append_jsonl({"step": 6, "val/avg@2": 0.75}, tmp_path / "s2.jsonl")
+    settings = {"evaluate": {"n": 2, "n_problems": 2, "top_p": 0.7, "seed": 0},
+                "sampling": {"backend": "hf", "chat_template": False, "dtype": "float32",
+                             "max_new_tokens": 4, "temperature": 1.0, "top_p": 1.0, "top_k": 0,
+                             "max_batch_sequences": 64}}
+    out = {name: str(tmp_path / f"{name}.parquet") for name in ("samples", "greedy", "scores")}
+    runs = ["base", "nsr-s1", "nsr-s2"]
+    scores = evaluate.run(settings, [str(random_model_dir)] * 3, "tiny", "add3", runs, ["add3"],
+                          [add3_problems["eval"]], out["samples"], out["greedy"], out["scores"],
+                          [str(tmp_path / "s1.jsonl"), str(tmp_path / "s2.jsonl")])
+    best = scores.filter(pl.col("metric") == "best_val@2").select("seed", "value", "checkpoint").rows()
+    assert best == [(1, 0.5, "step-4"), (2, 0.75, "step-6")]
+    assert scores.filter(pl.col("variant") == "base")["seed"].is_null().all()
+    assert pl.read_parquet(out["samples"]).group_by("variant", "seed").len().height == 3
+    with pytest.raises(ValueError, match=r"3 runs .* \(2 trained\) but 3 models and 1 training logs"):
+        evaluate.run(settings, [str(random_model_dir)] * 3, "tiny", "add3", runs, ["add3"], [add3_problems["eval"]],
+                     out["samples"], out["greedy"], out["scores"], [str(tmp_path / "s1.jsonl")])
+
+
 def test_prompts_over_the_cap_are_dropped_and_counted(repo, add3_problems):
     """study.md 5.4 caps prompts at 2048 tokens; TRL has no max_prompt_length. The character tokenizer gives one token
     per character, so "12+3=" has 5 tokens and "100+200=" 8."""

@@ -37,17 +37,17 @@ def test_dry_run_plans_every_rule(repo, tmp_path):
     result = snakemake(repo, tmp_path, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # 3 cells (aligned x add3, weak x add3, weak_mul2 x mul2: each model's tasks) x 9 variants x 3 seeds:
-    # probes per cell (of 2 shards each); with batch_seeds one train job per variant for its 3 seeds (3x9), with
-    # batch_evaluation two evaluate jobs per cell, its base model and all its trained runs (3x2)
-    assert counts == {"prepare": 4, "pretrain": 3, "probe_shard": 6, "probe": 3, "train": 27, "evaluate": 6,
+    # 3 cells (aligned x add3, weak x add3, weak_mul2 x mul2: each model's tasks) x 8 variants x 3 seeds:
+    # one probe per cell (1 shard); with batch_seeds one train job per variant for its 3 seeds (3x8), with
+    # batch_evaluation one evaluate job per cell for its base model and all its trained runs
+    assert counts == {"prepare": 4, "pretrain": 3, "probe_shard": 3, "probe": 3, "train": 24, "evaluate": 3,
                       "analyze": 1, "all": 1}
     (tmp_path / "per_variant.yaml").write_text("batch_evaluation: false\n")
     per_variant = job_counts(snakemake(repo, tmp_path, "-n", "--configfile", str(tmp_path / "per_variant.yaml")).stdout)
-    assert (per_variant["train"], per_variant["evaluate"]) == (27, 30), "one evaluate job per variant: 3x(1 + 9)"
+    assert (per_variant["train"], per_variant["evaluate"]) == (24, 27), "one evaluate job per variant: 3x(1 + 8)"
     (tmp_path / "apart.yaml").write_text("batch_seeds: false\nbatch_evaluation: false\n")
     apart = job_counts(snakemake(repo, tmp_path, "-n", "--configfile", str(tmp_path / "apart.yaml")).stdout)
-    assert (apart["train"], apart["evaluate"]) == (81, 84), "one job per seed: 3x9x3 and 3x(1 + 9x3)"
+    assert (apart["train"], apart["evaluate"]) == (72, 75), "one job per seed: 3x8x3 and 3x(1 + 8x3)"
 
 
 def test_smoke_study_runs_end_to_end(repo, smoke_study):
@@ -97,9 +97,9 @@ def assert_a_lost_probe_shard_alone_is_resampled(repo: Path, workdir: Path) -> N
 def assert_only_changed_jobs_rerun(repo: Path, workdir: Path) -> None:
     """After a finished smoke study, a changed setting replans exactly the jobs that use it."""
     changes = {
-        # evaluation samples: every evaluation (base and trained, per cell), then the analysis
-        "evaluate: {n: 2}\n": {"evaluate": 6, "analyze": 1, "all": 1},
-        # one variant's learning rate: its 3 trainings (one per cell), their cells' trained evaluations, the analysis
+        # evaluation samples: every evaluation (one job per cell), then the analysis
+        "evaluate: {n: 2}\n": {"evaluate": 3, "analyze": 1, "all": 1},
+        # one variant's learning rate: its 3 trainings (one per cell), their cells' evaluations, the analysis
         "train: {variant_settings: {one_shot: {learning_rate: 1.0e-4}}}\n":
             {"train": 3, "evaluate": 3, "analyze": 1, "all": 1},
         # the probe's n: the 3 probes (6 shards, 3 gathers) and the analysis
@@ -142,7 +142,7 @@ def assert_code_edits_rerun_their_stages(repo: Path, workdir: Path) -> None:
         return text
 
     assert plan() == {}, "the same code in another checkout reruns nothing"
-    # a reward function: the 6 trainings (3 cells x 2 variants), the cells' trained evaluations, the analysis
+    # a reward function: the 6 trainings (3 cells x 2 variants), the cells' evaluations, the analysis
     rewards = copy / "src/mtarl/rewards.py"
     original = edit(rewards, "return [None if v.correct is None else float(v.correct) for v in verdicts]",
                     "return [None if v.correct is None else 1.0 * v.correct for v in verdicts]")  # ground truth
@@ -151,7 +151,7 @@ def assert_code_edits_rerun_their_stages(repo: Path, workdir: Path) -> None:
     # the pretraining code: the three pretrainings and everything downstream; the data stays
     pretrain = copy / "src/mtarl/pretrain.py"
     original = edit(pretrain, "return max(low - value, 0.0, value - high)", "return max(0.0, low - value, value - high)")
-    assert plan() == {"pretrain": 3, "probe_shard": 6, "probe": 3, "train": 6, "evaluate": 6, "analyze": 1,
+    assert plan() == {"pretrain": 3, "probe_shard": 6, "probe": 3, "train": 6, "evaluate": 3, "analyze": 1,
                       "all": 1}
     pretrain.write_text(original)
     (copy / "README.md").write_text((copy / "README.md").read_text() + "\nAn edit.\n")

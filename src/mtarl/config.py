@@ -26,8 +26,8 @@ class ConfigError(ValueError):
     pass
 
 
-# The evaluate job of every trained run of a cell, under ``batch_evaluation`` (not a variant's name).
-ALL_TRAINED = "trained"
+# The evaluate job of a whole cell (its base model and every trained run) under ``batch_evaluation``.
+CELL_JOB = "cell"
 
 
 def load(path: str | Path, *overrides: str | Path) -> dict:
@@ -141,9 +141,9 @@ def cross_field_errors(config: dict) -> list[str]:
             errors.append(f"config key 'models.{name}.chat' is missing: sampling.chat_template is on, so the model's "
                           "pinned chat settings must be named (qwen2.5, llama3.1 or smollm2)")
     for variant in config["train"]["variants"]:
-        if variant in ("base", ALL_TRAINED):
-            errors.append(f"config key 'train.variants': '{variant}' names an evaluate job (the base model, or every "
-                          "trained run under batch_evaluation); give the variant another name")
+        if variant in ("base", CELL_JOB):
+            errors.append(f"config key 'train.variants': '{variant}' names an evaluate job (the base model, or a "
+                          "whole cell under batch_evaluation); give the variant another name")
             continue
         if variant not in config["train"]["variant_settings"]:
             known = ", ".join(config["train"]["variant_settings"])
@@ -389,20 +389,20 @@ def job_names(config: dict) -> list[str]:
 
 
 def evaluate_job_names(config: dict) -> list[str]:
-    """The evaluate jobs of a cell's trained runs: one for all of them (``trained``) under ``batch_evaluation``; else
-    one per train job."""
+    """The evaluate jobs of a cell: one for its base model and all its trained runs (``cell``) under
+    ``batch_evaluation``; else one for the base model and one per train job."""
     if config.get("batch_evaluation", False):
-        return [ALL_TRAINED]
-    return job_names(config)
+        return [CELL_JOB]
+    return ["base", *job_names(config)]
 
 
 def job_runs(config: dict, job: str) -> list[str]:
     """The runs of a job: ``base`` -> [base]; ``nsr-s2`` -> [nsr-s2]; ``nsr`` (every seed) -> [nsr-s1, nsr-s2, ...];
-    ``trained`` -> every trained run of the cell."""
+    ``cell`` -> base and every trained run of the cell."""
     if job == "base" or is_run(job):
         return [job]
-    if job == ALL_TRAINED:
-        return run_names(config)
+    if job == CELL_JOB:
+        return ["base", *run_names(config)]
     return [f"{job}-s{seed}" for seed in config["seeds"]]
 
 

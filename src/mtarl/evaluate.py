@@ -5,8 +5,8 @@ Run: ``mtarl evaluate --settings JSON --models DIR... --model-name M --task T --
 --scores C.parquet``
 
 One job per model x task x job: the base model (``RUN`` ``base``), or the trained runs of a job (``<variant>-s<seed>``:
-every seed of a variant under ``batch_seeds``, else one; every trained run of the cell, job ``trained``, under
-``batch_evaluation``), one model directory and training log per run, in order.
+every seed of a variant under ``batch_seeds``, else one), or, under ``batch_evaluation``, the whole cell (job
+``cell``: base and every trained run); one model directory per run and one training log per trained run, in order.
 Each model's sampler (vLLM with a 7-8B model in the paper study) starts once for all the task's benchmarks; the job
 writes one table of each kind for all its runs and benchmarks (``results/evaluate/{model}/{task}/{job}/``, with
 ``benchmark``, ``variant`` and ``seed`` columns; the analysis reads them):
@@ -110,12 +110,14 @@ def run(settings: dict, models: list[str], model_name: str, task: str, run_names
         train_metrics: list[str] | None = None) -> pl.DataFrame:
     if len(benchmarks) != len(problems):
         raise ValueError(f"evaluate: {len(benchmarks)} benchmarks but {len(problems)} problem tables")
-    train_metrics = train_metrics or [None] * len(run_names)
-    if not len(models) == len(run_names) == len(train_metrics):
-        raise ValueError(f"evaluate: {len(run_names)} runs {run_names} but {len(models)} models and "
-                         f"{len(train_metrics)} training logs")
-    per_model = [evaluate_model(settings, model, run_name, benchmarks, problems, log)
-                 for model, run_name, log in zip(models, run_names, train_metrics)]
+    trained_runs = [run_name for run_name in run_names if run_name != "base"]
+    train_metrics = train_metrics or [None] * len(trained_runs)
+    if not (len(models) == len(run_names) and len(train_metrics) == len(trained_runs)):
+        raise ValueError(f"evaluate: {len(run_names)} runs {run_names} ({len(trained_runs)} trained) but "
+                         f"{len(models)} models and {len(train_metrics)} training logs")
+    logs = dict(zip(trained_runs, train_metrics))
+    per_model = [evaluate_model(settings, model, run_name, benchmarks, problems, logs.get(run_name))
+                 for model, run_name in zip(models, run_names)]
     tables = {kind: pl.concat([model_tables[kind] for model_tables, _ in per_model])
               for kind in ("samples", "greedy", "scores")}
     runs = {run_name: record for run_name, (_, record) in zip(run_names, per_model)}
@@ -139,7 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmarks", nargs="+", required=True, help="the task's benchmark names, in config order")
     parser.add_argument("--problems", nargs="+", required=True, help="each benchmark's problem parquet, same order")
     parser.add_argument("--train-metrics", nargs="+",
-                        help="each trained run's metrics.jsonl (best in-training validation), in --runs order")
+                        help="each trained run's metrics.jsonl (best in-training validation), in --runs order, "
+                             "none for base")
     parser.add_argument("--samples", required=True, help="output per-sample parquet of every benchmark")
     parser.add_argument("--greedy", required=True, help="output greedy per-sample parquet of every benchmark")
     parser.add_argument("--scores", required=True, help="output scores parquet of every benchmark")

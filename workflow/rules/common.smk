@@ -144,8 +144,12 @@ def run_outputs(path):
 
 
 def trained(wildcards, name):
-    """``name`` (model, metrics.jsonl, ...) of every trained run of the job."""
-    return [f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{run}/{name}" for run in job_runs(wildcards)]
+    """``name`` (model, metrics.jsonl, ...) of every trained run of the job (not its base model)."""
+    return [
+        f"{RESULTS}/train/{wildcards.model}/{wildcards.task}/{run}/{name}"
+        for run in job_runs(wildcards)
+        if run != "base"
+    ]
 
 
 def history_files(wildcards):
@@ -175,14 +179,14 @@ def history_option(wildcards):
 
 
 def evaluated_models(wildcards):
-    if wildcards.job == "base":
-        return [base_model(wildcards.model)]
-    return trained(wildcards, "model")
+    """The model directory of each run of the evaluate job, in job_runs order (the base model's for ``base``)."""
+    base = [base_model(wildcards.model)] if "base" in job_runs(wildcards) else []
+    return base + trained(wildcards, "model")
 
 
 def trained_metrics(wildcards):
     """The trained runs' training logs (in-training validation gives the best-checkpoint score); none for base."""
-    return [] if wildcards.job == "base" else trained(wildcards, "metrics.jsonl")
+    return trained(wildcards, "metrics.jsonl")
 
 
 def evaluate_inputs(wildcards):
@@ -304,7 +308,7 @@ def all_evaluations(table):
     return [
         f"{RESULTS}/evaluate/{model}/{task}/{job}/{table}.parquet"
         for model, task in mtarl_config.cells(config)
-        for job in ["base", *mtarl_config.evaluate_job_names(config)]
+        for job in mtarl_config.evaluate_job_names(config)
     ]
 
 

@@ -1,6 +1,6 @@
-# One evaluate job per model x task x job (base; a variant's seeds or one run; or, with batch_evaluation, every trained
-# run of the cell): each model loads once for all the task's benchmarks, and the job's runs share one process and one
-# table of each kind.
+# One evaluate job per model x task x job (base; a variant's seeds or one run; or, with batch_evaluation, the whole
+# cell: base and every trained run): each model loads once for all the task's benchmarks, and the job's runs share one
+# process and one table of each kind.
 EVALUATION = f"{RESULTS}/evaluate/{{model}}/{{task}}/{{job}}"
 
 
