@@ -7,13 +7,14 @@ Run: ``.venv/bin/pytest -q tests/test_probe.py``
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import polars as pl
 import pytest
 
 from mtarl import io, probe, probe_shard
-from mtarl.probe_shard import shard_ranges
-from mtarl.sampling import seed_block
+from mtarl.shards import layout, probe_problems, seed_block, shard_ranges
 
 SETTINGS = {
     "probe": {
@@ -131,7 +132,7 @@ def test_gather_refuses_shards_of_another_layout(tmp_path, random_model_dir, add
     settings, model, problems = with_shards(3), str(random_model_dir), str(add3_problems["eval"])
     run_probe(settings, model, problems, tmp_path)
     shards = [str(tmp_path / f"shard{i}-samples.parquet") for i in range(3)]
-    problem_table = probe_shard.probe_problems(problems, settings["probe"])
+    problem_table = probe_problems(problems, settings["probe"])
     with pytest.raises(probe.IncompleteProbe, match="3 shard files for a probe of 2 shards"):
         probe.read_shards(shards, with_shards(2), problem_table)
     with pytest.raises(probe.IncompleteProbe, match="expected shard 0 with rows"):
@@ -139,12 +140,12 @@ def test_gather_refuses_shards_of_another_layout(tmp_path, random_model_dir, add
     more = copy.deepcopy(settings)
     more["probe"]["n_problems"] = 16
     with pytest.raises(probe.IncompleteProbe, match="another layout"):
-        probe.read_shards(shards, more, probe_shard.probe_problems(problems, more["probe"]))
+        probe.read_shards(shards, more, probe_problems(problems, more["probe"]))
 
 
 def test_an_empty_shard_loads_no_model_and_writes_empty_tables(tmp_path, add3_problems):
     settings = with_shards(8)  # 7 seed blocks: shard 0 has none
-    assert probe_shard.layout(settings, 14)[0] == (0, 0)
+    assert layout(settings, 14)[0] == (0, 0)
     samples, checked = tmp_path / "s.parquet", tmp_path / "c.parquet"
     probe_shard.run(settings, "no/such-model", "add3", "add3", str(add3_problems["eval"]), 0, str(samples),
                     str(checked))
@@ -152,3 +153,14 @@ def test_an_empty_shard_loads_no_model_and_writes_empty_tables(tmp_path, add3_pr
     with pytest.raises(ValueError, match="shard 8 does not exist: the probe has 8 shards"):
         probe_shard.run(settings, "no/such-model", "add3", "add3", str(add3_problems["eval"]), 8, str(samples),
                         str(checked))
+
+
+@pytest.mark.parametrize("stage", ["probe", "analyze"])
+def test_table_only_stages_start_without_torch(repo, stage):
+    """Gathering a probe and the analysis read tables: their jobs do not pay torch's and transformers' import (about
+    10 s of every job's start-up on a 2-core machine), and the CLI skips torch for them."""
+    code = (f"import sys; from mtarl import cli; args = cli.build_parser('{stage}'); import mtarl.{stage} as m; "
+            "print(sorted({'torch', 'transformers', 'trl'} & set(sys.modules)), m.USES_TORCH)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[] False"

@@ -102,13 +102,10 @@ def slurm_run(cluster, tmp_path_factory) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory) -> Path:
-    """The deterministic stages of the same config, run locally (prepare, pretrain and probe)."""
-    workdir = tmp_path_factory.mktemp("local")
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-                             "--cores", "2", "--configfile", str(REPO / "config/smoke.yaml"), "--until", "probe"],
-                            capture_output=True, text=True, timeout=600, env=_env())
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def local_run(smoke_study) -> Path:
+    """The same config run locally: the session's smoke study (tests/conftest.py), whose deterministic stages (prepare,
+    pretrain and probe) this compares; test_workflow.py, which changes its files, runs after this module."""
+    workdir, _ = smoke_study
     return workdir
 
 

@@ -12,7 +12,8 @@ For each raw problem statement (no chat template, no instruction) and each prefi
      has no defined ROUGE-L: the value is null and ``summarize_contamination`` leaves it out of the mean.
 
 The model is reached through a completion callable, ``complete(prefixes, max_new_tokens) -> completions``, so any
-backend fits; ``hf_greedy_completer`` is the transformers one.
+backend fits; ``hf_greedy_completer`` is the transformers one. Only it needs torch, so it imports torch itself: the
+probe's gather (``mtarl probe``) summarises contamination tables without loading torch.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import polars as pl
-import torch
 from rouge_score import rouge_scorer, tokenizers
-
-from mtarl.sampling import until_eos
 
 DEFAULT_RATIOS = (0.4, 0.6, 0.8)
 
@@ -164,6 +162,8 @@ def hf_greedy_completer(model, tokenizer, batch_size: int = 32) -> Completer:
     the model expects one), as for any raw-text prompt. The model should be in eval mode and the tokenizer needs a
     pad token, as ``mtarl.modeling.load`` returns them.
     """
+    import torch
+
     if tokenizer.pad_token_id is None:  # batching pads; fail here rather than inside the first generate call
         raise ValueError("the tokenizer has no pad token: load it with mtarl.modeling.load, which pads with EOS")
 
@@ -182,6 +182,8 @@ def hf_greedy_completer(model, tokenizer, batch_size: int = 32) -> Completer:
 
 
 def _generate_batch(model, tokenizer, prefixes: list[str], budgets: list[int]) -> list[str]:
+    from mtarl.sampling import until_eos  # torch: see the module's docstring
+
     batch = tokenizer(prefixes, return_tensors="pt", padding=True, padding_side="left").to(model.device)
     output = model.generate(
         **batch,

@@ -28,7 +28,9 @@ import argparse
 import polars as pl
 
 from mtarl import alignment, contamination, io, metrics
-from mtarl.probe_shard import layout, probe_problems
+from mtarl.shards import layout, probe_problems
+
+USES_TORCH = False  # gathering reads tables: mtarl.cli skips importing torch
 
 
 class IncompleteProbe(ValueError):

@@ -4,9 +4,9 @@ Run: ``mtarl probe_shard --settings JSON --model PATH_OR_ID --task T --benchmark
 --samples S.parquet --greedy G.parquet --contamination C.parquet``
 
 A probe of one model x benchmark is split by problem into ``settings['shards']`` shards, each a separate job;
-``mtarl probe`` gathers them. Shard ``I`` covers the rows ``shard_ranges(...)[I]`` of the probed problems (the first
+``mtarl probe`` gathers them. Shard ``I`` covers the rows ``mtarl.shards.layout(...)[I]`` of the probed problems (the first
 ``probe.n_problems`` rows of the benchmark, all if null). Boundaries fall on the sampler's seed blocks
-(``mtarl.sampling.seed_block``) and seeds follow a row's position in the whole table, so a sharded probe stores
+(``mtarl.shards.seed_block``) and seeds follow a row's position in the whole table, so a sharded probe stores
 exactly the samples an unsharded one does. A shard with no rows (more shards than seed blocks) writes empty tables.
 
 Outputs, each with a manifest (model and revision, backend and its version, sampling parameters, seed, shard range,
@@ -28,30 +28,7 @@ import polars as pl
 from mtarl import contamination, io, scoring
 from mtarl.modeling import model_revision
 from mtarl.prompts import MATH_TEMPLATE
-from mtarl.sampling import seed_block
-
-def probe_problems(path: str, probe: dict) -> pl.DataFrame:
-    """The probed rows of a benchmark's problem table: its first ``probe['n_problems']`` (all if null)."""
-    table = pl.read_parquet(path)
-    return table.head(probe["n_problems"]) if probe.get("n_problems") else table
-
-
-def shard_ranges(n_rows: int, shards: int, block: int) -> list[tuple[int, int]]:
-    """Row ranges ``[start, stop)`` of ``shards`` shards of ``n_rows`` rows, each a run of whole ``block``-row
-    blocks, as even as blocks allow (trailing shards are empty when there are fewer blocks than shards)."""
-    if shards < 1 or block < 1:
-        raise ValueError(f"shards ({shards}) and block ({block}) must be positive")
-    n_blocks = -(-n_rows // block)
-    edges = [min(n_rows, (i * n_blocks // shards) * block) for i in range(shards + 1)]
-    return list(zip(edges[:-1], edges[1:]))
-
-
-def layout(settings: dict, n_rows: int) -> list[tuple[int, int]]:
-    """The shard ranges of a probe with these settings over ``n_rows`` problems."""
-    sampling = settings["sampling"]
-    block = seed_block(sampling["backend"], sampling["max_batch_sequences"], settings["probe"]["n"])
-    return shard_ranges(n_rows, settings["shards"], block)
-
+from mtarl.shards import layout, probe_problems
 
 def problem_statements(rows: pl.DataFrame) -> list[str]:
     """The raw problems: the contamination check feeds no instruction or template (study.md 2.4). The ``statement``

@@ -22,6 +22,8 @@ from typing import Protocol
 import torch
 from tqdm.auto import tqdm
 
+from mtarl.shards import seed_block
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -51,18 +53,6 @@ class Sampler(Protocol):
     def greedy_completer(self): ...
 
     def describe(self) -> dict: ...
-
-
-def seed_block(backend: str, max_batch_sequences: int, n: int) -> int:
-    """How many consecutive prompts share one random stream: a shard of a problem table samples exactly what the same
-    rows sample in an unsharded run when its first row is a multiple of this.
-
-    The hf backend seeds each generate call of ``max_batch_sequences // n`` prompts (one stream per call: per-row
-    streams are not possible inside ``model.generate``); vLLM seeds every prompt's request on its own.
-    """
-    if backend == "vllm":
-        return 1
-    return max(1, max_batch_sequences // n)
 
 
 def chunk_seed(seed: int, first_prompt_index: int) -> int:
@@ -131,7 +121,7 @@ class HFSampler:
         per_chunk = seed_block(self.name, self.max_batch_sequences, params.n)
         if first_index % per_chunk:
             raise ValueError(f"first_index {first_index} is not a multiple of the seed block {per_chunk}: the samples "
-                             "would differ from an unsharded run (see mtarl.sampling.seed_block)")
+                             "would differ from an unsharded run (see mtarl.shards.seed_block)")
         results: list[list[Completion]] = []
         with progress_bar(len(prompts), f"sampling n={params.n}") as bar:
             for start in range(0, len(prompts), per_chunk):
