@@ -6,7 +6,13 @@ processes on this machine, what starting each stage costs before it does any wor
 (the package's and its libraries' imports), best of ``--repeats``. Start-up x jobs is the overhead a rule pays; the
 rest of its job time is work. Jobs run side by side (``--cores``), so per-rule sums exceed the wall time.
 
-Run after a study: ``.venv/bin/python bench/study_time.py [--workdir .] [--repeats 3]``
+With ``--baseline OTHER_RUN`` it also measures how fast the machine was, from the jobs that did the same work in
+both runs: pretrain and train jobs whose outputs are equal but for their timings (``curve.parquet``; each run's
+``metrics.jsonl``). Their summed job time here over there is the speed ratio, and the wall time divided by it is
+this study's time at the baseline's speed: on a shared VM the same jobs ran 1.35 times slower in one session than in
+another (README, *What to expect*).
+
+Run after a study: ``.venv/bin/python bench/study_time.py [--workdir .] [--repeats 3] [--baseline OTHER_RUN]``
 """
 
 from __future__ import annotations
@@ -53,6 +59,55 @@ def study_wall_time(workdir: Path) -> tuple[float, Path] | None:
     return (last - first).total_seconds(), log
 
 
+TIMING_KEYS = {"time", "step_time", "seconds", "elapsed_s"}  # what may differ between two runs of the same work
+
+
+def job_outputs(workdir: Path, tsv: Path) -> list[Path]:
+    """The outputs that show what a pretrain or train job computed: the pretraining curve, or each run's training log
+    (a train job is ``<variant>`` for all its seeds under batch_seeds, else ``<variant>-s<seed>``)."""
+    rule, *rest = tsv.relative_to(workdir / "benchmarks").with_suffix("").parts
+    if rule == "pretrain":
+        return [workdir / "results/models" / rest[0] / "curve.parquet"]
+    model, task, job = rest
+    runs = workdir / "results/train" / model / task
+    return sorted(runs.glob(f"{job}-s*/metrics.jsonl")) or [runs / job / "metrics.jsonl"]
+
+
+def without_timings(path: Path):
+    """A job output's content, timings left out: a table's other columns, or a JSONL log's records."""
+    import json
+
+    import polars as pl
+
+    if path.suffix == ".parquet":
+        table = pl.read_parquet(path)
+        return table.select([c for c in table.columns if c not in TIMING_KEYS]).rows()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [{k: v for k, v in record.items() if k not in TIMING_KEYS} for record in records]
+
+
+def same_work(mine: list[Path], theirs: list[Path]) -> bool:
+    """Whether two jobs' outputs (the same runs, in order) are equal once their timings are left out."""
+    if [p.parent.name for p in mine] != [p.parent.name for p in theirs] or not all(p.exists() for p in mine + theirs):
+        return False
+    return all(without_timings(a) == without_timings(b) for a, b in zip(mine, theirs))
+
+
+def speed_ratio(workdir: Path, baseline: Path) -> tuple[float, int, float, float]:
+    """(job time here / there, matched jobs, seconds here, seconds there) over the pretrain and train jobs that did
+    the same work in both runs."""
+    here = there = 0.0
+    matched = 0
+    for rule in ("pretrain", "train"):
+        for tsv in sorted((workdir / "benchmarks" / rule).rglob("*.tsv")):
+            other = baseline / tsv.relative_to(workdir)
+            if other.exists() and same_work(job_outputs(workdir, tsv), job_outputs(baseline, other)):
+                here += float(next(csv.DictReader(tsv.open(), delimiter="\t"))["s"])
+                there += float(next(csv.DictReader(other.open(), delimiter="\t"))["s"])
+                matched += 1
+    return (here / there if there else float("nan")), matched, here, there
+
+
 def startup_seconds(module: str, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -66,6 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("."), help="the study's working directory")
     parser.add_argument("--repeats", type=int, default=3, help="start-up measurements per stage (best is kept)")
+    parser.add_argument("--baseline", type=Path, help="another study's working directory, to compare machine speed")
     args = parser.parse_args()
 
     times = job_times(args.workdir)
@@ -90,6 +146,12 @@ def main() -> None:
           f"{'':>19}{'':>12} {total_overhead / total_wall:>8.0%}")
     print("start-up: best of fresh `python -c 'import mtarl.cli, mtarl.<stage>'`; overhead = start-up x jobs / "
           "job wall time")
+    if args.baseline:
+        ratio, matched, here, there = speed_ratio(args.workdir, args.baseline)
+        print(f"speed: {matched} pretrain/train jobs did the same work as in {args.baseline}: {here:.0f} job s here, "
+              f"{there:.0f} there, ratio {ratio:.3f}")
+        if wall and matched:
+            print(f"study wall time at the baseline's speed: {wall[0] / ratio:.0f} s")
 
 
 if __name__ == "__main__":
