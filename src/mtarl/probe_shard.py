@@ -4,8 +4,8 @@ Run: ``mtarl probe_shard --settings JSON --model PATH_OR_ID --task T --benchmark
 --samples S.parquet --greedy G.parquet --contamination C.parquet``
 
 A probe of one model x benchmark is split by problem into ``settings['shards']`` shards, each a separate job;
-``mtarl probe`` gathers them. Shard ``I`` covers the rows ``mtarl.shards.layout(...)[I]`` of the probed problems (the first
-``probe.n_problems`` rows of the benchmark, all if null). Boundaries fall on the sampler's seed blocks
+``mtarl probe`` gathers them. Shard ``I`` covers the rows ``mtarl.shards.layout(...)[I]`` of the probed problems
+(the first ``probe.n_problems`` rows of the benchmark, all if null). Boundaries fall on the sampler's seed blocks
 (``mtarl.shards.seed_block``) and seeds follow a row's position in the whole table, so a sharded probe stores
 exactly the samples an unsharded one does. A shard with no rows (more shards than seed blocks) writes empty tables.
 
@@ -29,6 +29,7 @@ from mtarl import contamination, io, scoring
 from mtarl.modeling import model_revision
 from mtarl.prompts import MATH_TEMPLATE
 from mtarl.shards import layout, probe_problems
+
 
 def problem_statements(rows: pl.DataFrame) -> list[str]:
     """The raw problems: the contamination check feeds no instruction or template (study.md 2.4). The ``statement``
