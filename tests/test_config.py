@@ -128,7 +128,7 @@ def test_one_shot_history_visits_its_candidates_for_several_epochs(repo, default
 
 
 def test_probe_shards_per_benchmark_and_what_a_shard_depends_on(default):
-    config = broken(default, ["probe", "benchmark_shards"], {"mul2": 5})
+    config = broken(broken(default, ["probe", "benchmark_shards"], {"mul2": 5}), ["probe", "shards"], 2)
     assert (cfg.probe_shards(config, "add3"), cfg.probe_shards(config, "mul2")) == (2, 5)
     shard = cfg.probe_settings(config, "mul2", None, shard=True)
     gather = cfg.probe_settings(config, "mul2", None, shard=False)
