@@ -31,6 +31,12 @@ STAGE_OF_RULE = {"prepare": "prepare", "pretrain": "pretrain", "probe_shard": "p
                  "train": "train", "evaluate": "evaluate", "analyze": "analyze"}
 
 
+def benchmark_row(tsv: Path) -> dict[str, str]:
+    """The one row of a job's Snakemake benchmark file (``s``: wall seconds, ``cpu_time``, ...)."""
+    with tsv.open() as f:
+        return next(csv.DictReader(f, delimiter="\t"))
+
+
 def job_times(workdir: Path) -> dict[str, list[tuple[float, float]]]:
     """Per rule: (wall s, cpu s) of every job's benchmark file."""
     times: dict[str, list[tuple[float, float]]] = {}
@@ -38,8 +44,7 @@ def job_times(workdir: Path) -> dict[str, list[tuple[float, float]]]:
         rule = tsv.relative_to(workdir / "benchmarks").parts[0]
         if rule == "probe" and tsv.stem.startswith("shard"):  # probe_shard and probe share benchmarks/probe/
             rule = "probe_shard"
-        with tsv.open() as f:
-            row = next(csv.DictReader(f, delimiter="\t"))
+        row = benchmark_row(tsv)
         times.setdefault(rule, []).append((float(row["s"]), float(row["cpu_time"])))
     return times
 
@@ -102,8 +107,8 @@ def speed_ratio(workdir: Path, baseline: Path) -> tuple[float, int, float, float
         for tsv in sorted((workdir / "benchmarks" / rule).rglob("*.tsv")):
             other = baseline / tsv.relative_to(workdir)
             if other.exists() and same_work(job_outputs(workdir, tsv), job_outputs(baseline, other)):
-                here += float(next(csv.DictReader(tsv.open(), delimiter="\t"))["s"])
-                there += float(next(csv.DictReader(other.open(), delimiter="\t"))["s"])
+                here += float(benchmark_row(tsv)["s"])
+                there += float(benchmark_row(other)["s"])
                 matched += 1
     return (here / there if there else float("nan")), matched, here, there
 
