@@ -29,8 +29,11 @@ smoke: env
 real-smoke: env
 	snakemake --cores $(CORES) --configfile config/real-smoke.yaml --replace-workflow-config --directory results-real-smoke
 
+# Two test processes (pytest-xdist): most tests use one core, and the SLURM run mostly waits on its polling; the tests
+# that share a fixture stay in one process (tests/conftest.py). TEST_PROCESSES=0 runs everything in this process.
+TEST_PROCESSES ?= 2
 test: env
-	pytest -q
+	pytest -q $(if $(filter-out 0,$(TEST_PROCESSES)),-n $(TEST_PROCESSES) --dist loadscope)
 
 # The workflow's formatting (snakefmt, configured in pyproject.toml; `snakefmt Snakefile workflow` fixes it) and
 # Snakemake's own lints.

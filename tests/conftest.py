@@ -12,6 +12,47 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+# `make test` runs the suite in two processes (pytest-xdist: -n 2 --dist loadscope); each process builds its own
+# session fixtures. The modules that use one of the session fixtures that take minutes (below) therefore run in one
+# process, as one unit, in file order (test files that change the smoke study's files run after those that only read
+# them); every other module is a unit of its own, so that its module fixtures are built once. Checked at collection.
+SHARED_FIXTURE_MODULES = {
+    "smoke_study": ("test_containers.py", "test_report.py", "test_slurm.py", "test_workflow.py"),
+    "aligned_model_dir": ("test_train.py",),
+}
+UNIT_OF_MODULE = {module: fixture for fixture, modules in SHARED_FIXTURE_MODULES.items() for module in modules}
+# Units started first, longest first (measured with --durations), so that no long one is left for the end.
+LONG_UNITS = ("smoke_study", "test_real_smoke.py", "aligned_model_dir", "test_plan_with_snakemake_only.py",
+              "test_paper_plan.py")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture, modules in SHARED_FIXTURE_MODULES.items():
+            if fixture in item.fixturenames and item.path.name not in modules:
+                raise pytest.UsageError(f"{item.nodeid} uses the session fixture {fixture}: add {item.path.name} to "
+                                        f"SHARED_FIXTURE_MODULES[{fixture!r}] in tests/conftest.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist
+def pytest_xdist_make_scheduler(config, log):
+    """The units above. (pytest-xdist 3.8's --dist loadgroup does not group under pytest 9: it renames a test's node
+    id through an attribute pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0].rsplit("/", 1)[-1]
+            return UNIT_OF_MODULE.get(module, module)
+
+        def _assign_work_unit(self, node) -> None:
+            for unit in reversed(LONG_UNITS):
+                if unit in self.workqueue:
+                    self.workqueue.move_to_end(unit, last=False)
+            super()._assign_work_unit(node)
+
+    return ModuleUnits(config, log)
+
 
 @pytest.fixture(scope="session")
 def repo() -> Path:
