@@ -1,10 +1,12 @@
 """Where a finished study's time went: per rule, jobs and wall time, split into process start-up + imports and work.
 
-Reads the per-job timings Snakemake wrote (``benchmarks/<rule>/**.tsv``: wall seconds ``s`` and ``cpu_time``) and
+Reads the per-job wall times Snakemake wrote (``benchmarks/<rule>/**.tsv``, column ``s``) and
 the run's log (``.snakemake/log/*.log``: first and last timestamps = the study's wall time), then measures, in fresh
 processes on this machine, what starting each stage costs before it does any work: ``python -c "import mtarl.<stage>"``
 (the package's and its libraries' imports), best of ``--repeats``. Start-up x jobs is the overhead a rule pays; the
-rest of its job time is work. Jobs run side by side (``--cores``), so per-rule sums exceed the wall time.
+rest of its job time is work. Jobs run side by side (``--cores``), so per-rule sums exceed the wall time. The files'
+``cpu_time`` is not used: Snakemake samples it every 0.5 s for a job's first 15 s, then every 30 s, and keeps the
+last sample, so it misses up to 30 s of each job (a 40-s job reads about 15 s).
 
 With ``--baseline OTHER_RUN`` it also measures how fast the machine was, from the jobs that did the same work in
 both runs: pretrain and train jobs whose outputs are equal but for their timings (``curve.parquet``; each run's
@@ -32,20 +34,19 @@ STAGE_OF_RULE = {"prepare": "prepare", "pretrain": "pretrain", "probe_shard": "p
 
 
 def benchmark_row(tsv: Path) -> dict[str, str]:
-    """The one row of a job's Snakemake benchmark file (``s``: wall seconds, ``cpu_time``, ...)."""
+    """The one row of a job's Snakemake benchmark file (``s``: wall seconds, ...)."""
     with tsv.open() as f:
         return next(csv.DictReader(f, delimiter="\t"))
 
 
-def job_times(workdir: Path) -> dict[str, list[tuple[float, float]]]:
-    """Per rule: (wall s, cpu s) of every job's benchmark file."""
-    times: dict[str, list[tuple[float, float]]] = {}
+def job_times(workdir: Path) -> dict[str, list[float]]:
+    """Per rule: the wall seconds of every job's benchmark file."""
+    times: dict[str, list[float]] = {}
     for tsv in sorted((workdir / "benchmarks").rglob("*.tsv")):
         rule = tsv.relative_to(workdir / "benchmarks").parts[0]
         if rule == "probe" and tsv.stem.startswith("shard"):  # probe_shard and probe share benchmarks/probe/
             rule = "probe_shard"
-        row = benchmark_row(tsv)
-        times.setdefault(rule, []).append((float(row["s"]), float(row["cpu_time"])))
+        times.setdefault(rule, []).append(float(benchmark_row(tsv)["s"]))
     return times
 
 
@@ -134,21 +135,20 @@ def main() -> None:
         sys.exit(f"no benchmarks/ under {args.workdir}: run a study first")
     wall = study_wall_time(args.workdir)
     print(f"study wall time: {wall[0]:.0f} s ({wall[1].name})" if wall else "study wall time: no Snakemake log found")
-    header = f"{'rule':<12} {'jobs':>5} {'wall s':>9} {'mean s':>8} {'cpu s':>9} {'start-up s':>11} {'overhead':>9}"
+    header = f"{'rule':<12} {'jobs':>5} {'wall s':>9} {'mean s':>8} {'start-up s':>11} {'overhead':>9}"
     print(header)
     print("-" * len(header))
     total_wall = total_overhead = 0.0
-    for rule, jobs in sorted(times.items(), key=lambda kv: -sum(w for w, _ in kv[1])):
-        job_wall = sum(w for w, _ in jobs)
-        cpu = sum(c for _, c in jobs)
+    for rule, jobs in sorted(times.items(), key=lambda kv: -sum(kv[1])):
+        job_wall = sum(jobs)
         startup = startup_seconds(STAGE_OF_RULE[rule], args.repeats) if rule in STAGE_OF_RULE else 0.0
         overhead = startup * len(jobs)
         total_wall, total_overhead = total_wall + job_wall, total_overhead + overhead
-        print(f"{rule:<12} {len(jobs):>5} {job_wall:>9.0f} {job_wall / len(jobs):>8.1f} {cpu:>9.0f} {startup:>11.2f} "
+        print(f"{rule:<12} {len(jobs):>5} {job_wall:>9.0f} {job_wall / len(jobs):>8.1f} {startup:>11.2f} "
               f"{overhead / job_wall:>8.0%}")
     print("-" * len(header))
     print(f"{'all jobs':<12} {sum(len(j) for j in times.values()):>5} {total_wall:>9.0f}"
-          f"{'':>19}{'':>12} {total_overhead / total_wall:>8.0%}")
+          f"{'':>9}{'':>12} {total_overhead / total_wall:>8.0%}")
     print("start-up: best of fresh `python -c 'import mtarl.cli, mtarl.<stage>'`; overhead = start-up x jobs / "
           "job wall time")
     if args.baseline:
